@@ -1,0 +1,123 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.backend import BACKEND_NAMES
+
+
+def test_default_is_numpy_float32():
+    b = xpnet.get_backend()
+    assert b.name == "numpy" and b.device == "cpu"
+    assert xpnet.get_default_dtype() == "float32"
+    assert xpnet.asarray([1.5]).dtype == np.float32
+
+
+def test_unknown_backend_names_valid_ones():
+    with pytest.raises(ValueError, match="unknown backend 'jax'.*numpy.*cupy.*torch.*array_api_strict"):
+        xpnet.set_backend("jax")
+    assert xpnet.get_backend().name == "numpy"
+
+
+def test_unusable_backend_is_import_error_with_hint_and_keeps_previous(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_cupy(name, *args, **kwargs):
+        if name == "cupy" or name.startswith("cupy."):
+            raise ImportError("No module named 'cupy'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail like a missing package
+    monkeypatch.setattr(builtins, "__import__", no_cupy)
+    with pytest.raises(ImportError, match=r'pip install "xpnet\[cuda12\]"') as info:
+        xpnet.set_backend("cupy")
+    assert isinstance(info.value, xpnet.BackendUnavailableError)
+    assert xpnet.get_backend().name == "numpy"
+    assert "cupy" not in xpnet.available_backends()
+
+
+def test_available_backends_lists_usable_ones():
+    names = xpnet.available_backends()
+    assert names[0] == "numpy"
+    assert set(names) <= set(BACKEND_NAMES)
+
+
+def test_use_backend_restores_previous(cpu_backend):
+    with xpnet.use_backend("numpy") as b:
+        assert b.name == "numpy" and xpnet.get_backend().name == "numpy"
+    assert xpnet.get_backend().name == cpu_backend.name
+
+
+def test_use_backend_restores_after_error():
+    with pytest.raises(RuntimeError):
+        with xpnet.use_backend("array_api_strict"):
+            raise RuntimeError
+    assert xpnet.get_backend().name == "numpy"
+
+
+def test_env_var_sets_startup_backend():
+    code = "import xpnet; print(xpnet.get_backend().name)"
+    env = dict(os.environ, XPNET_BACKEND="array_api_strict")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "array_api_strict"
+
+
+def test_set_default_dtype_rejects_unknown():
+    with pytest.raises(ValueError, match="float32"):
+        xpnet.set_default_dtype("int8")
+
+
+def test_asarray_dtype_rules(backend):
+    xp = backend.xp
+    assert xpnet.asarray(np.ones(3)).dtype == xp.float32
+    xpnet.set_default_dtype("float64")
+    assert xpnet.asarray(np.ones(3, dtype=np.float32)).dtype == xp.float64
+    assert xpnet.asarray(np.arange(3)).dtype == xp.int64
+    assert xpnet.asarray(np.array([True])).dtype == xp.bool
+    assert xpnet.asarray([1, 2]).dtype == xp.int64
+    assert xpnet.asarray(np.ones(2), dtype="float32").dtype == xp.float32
+
+
+def test_to_numpy_round_trip(backend):
+    a = np.arange(6.0).reshape(2, 3)
+    out = xpnet.to_numpy(xpnet.asarray(a, dtype="float64"))
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_array_equal(out, a)
+
+
+def test_asarray_converts_between_backends(cpu_backend):
+    with xpnet.use_backend("numpy"):
+        a = xpnet.asarray(np.arange(4.0))
+    b = xpnet.asarray(a)
+    assert cpu_backend.owns(b)
+    np.testing.assert_array_equal(xpnet.to_numpy(b), np.arange(4.0))
+
+
+def test_same_seed_same_initial_weights_on_every_backend(backend):
+    xpnet.seed(42)
+    w = xpnet.to_numpy(xpnet.layers.Affine(4, 3).W)
+    with xpnet.use_backend("numpy"):
+        xpnet.seed(42)
+        ref = xpnet.to_numpy(xpnet.layers.Affine(4, 3).W)
+    np.testing.assert_allclose(w, ref, rtol=1e-6)
+
+
+def test_seed_makes_runs_repeatable():
+    xpnet.seed(3)
+    a = xpnet.to_numpy(xpnet.layers.Affine(5, 5).W)
+    xpnet.seed(3)
+    b = xpnet.to_numpy(xpnet.layers.Affine(5, 5).W)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_torch_device_argument():
+    pytest.importorskip("torch", reason="torch not installed")
+    b = xpnet.set_backend("torch", device="cpu")
+    assert b.name == "torch" and str(b.device) == "cpu"
+    with pytest.raises(ValueError, match="cpu"):
+        xpnet.set_backend("numpy", device="cuda:0")

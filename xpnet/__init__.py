@@ -1,0 +1,27 @@
+"""xpnet: the backprop of *Deep Learning from Scratch*, written once against the array API standard,
+running unchanged on NumPy, CuPy, PyTorch and array-api-strict."""
+
+from . import layers, losses
+from .backend import (
+    Backend,
+    BackendUnavailableError,
+    asarray,
+    available_backends,
+    get_backend,
+    get_default_dtype,
+    seed,
+    set_backend,
+    set_default_dtype,
+    to_numpy,
+    use_backend,
+)
+from .gradient import gradient_check, numerical_gradient
+from .model import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend", "BackendUnavailableError", "Sequential", "asarray", "available_backends", "get_backend",
+    "get_default_dtype", "gradient_check", "layers", "losses", "numerical_gradient", "seed", "set_backend",
+    "set_default_dtype", "to_numpy", "use_backend",
+]

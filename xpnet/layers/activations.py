@@ -1,0 +1,165 @@
+"""Elementwise activations: one mechanism, one formula each.
+
+An activation gives ``fn(x, train) -> (y, slope)`` with ``slope = dy/dx`` (only needed when
+training). The shared :class:`Activation` keeps the slope in ``forward`` and returns
+``dout * slope`` in ``backward`` — the book's "local derivative times upstream gradient".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Layer
+
+
+class Activation(Layer):
+    """Base of elementwise layers: ``y = f(x)``, ``dx = dout · f'(x)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slope: Any = None
+
+    def fn(self, x: Any, train: bool) -> tuple[Any, Any]:
+        """Return ``(f(x), f'(x))``; the slope may be ``None`` when ``train`` is false."""
+        raise NotImplementedError
+
+    def forward(self, x: Any, train: bool = True) -> Any:
+        y, slope = self.fn(x, train)
+        self.slope = slope if train else None
+        return y
+
+    def backward(self, dout: Any) -> Any:
+        if self.slope is None:
+            raise RuntimeError(f"layer {self.name}: backward() needs a forward pass with train=True first")
+        return dout * self.slope
+
+    def clear(self) -> None:
+        self.slope = None
+
+
+def sigmoid(xp: Any, x: Any) -> Any:
+    """``1/(1+e^-x)`` computed as ``(1 + tanh(x/2))/2``: no overflow for any x."""
+    return 0.5 * xp.tanh(0.5 * x) + 0.5
+
+
+def softplus(xp: Any, x: Any) -> Any:
+    """``log(1+e^x)`` without overflow: ``max(x, 0) + log1p(e^-|x|)``."""
+    return xp.clip(x, min=0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+class ReLU(Activation):
+    """``max(x, 0)``; slope is the 0/1 mask in x's dtype (a multiply, cheaper than ``where``)."""
+
+    def fn(self, x, train):
+        mask = self.xp.astype(x > 0, x.dtype)
+        return x * mask, mask
+
+
+class LeakyReLU(Activation):
+    """``x`` for x > 0, else ``alpha·x``."""
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def config(self):
+        return {"alpha": self.alpha}
+
+    def fn(self, x, train):
+        slope = self.xp.astype(x > 0, x.dtype) * (1.0 - self.alpha) + self.alpha
+        return x * slope, slope
+
+
+class ReLU6(Activation):
+    """``min(max(x, 0), 6)``."""
+
+    def fn(self, x, train):
+        xp = self.xp
+        return xp.clip(x, 0.0, 6.0), (xp.astype((x > 0) & (x < 6), x.dtype) if train else None)
+
+
+class Sigmoid(Activation):
+    """``y = 1/(1+e^-x)``; slope ``y(1-y)`` from the saved output."""
+
+    def fn(self, x, train):
+        y = sigmoid(self.xp, x)
+        return y, (y * (1.0 - y) if train else None)
+
+
+class Tanh(Activation):
+    """``y = tanh x``; slope ``1 - y²``."""
+
+    def fn(self, x, train):
+        y = self.xp.tanh(x)
+        return y, (1.0 - y * y if train else None)
+
+
+class Swish(Activation):
+    """``y = x·σ(x)``; slope ``σ + y(1-σ)``."""
+
+    def fn(self, x, train):
+        s = sigmoid(self.xp, x)
+        y = x * s
+        return y, (s + y * (1.0 - s) if train else None)
+
+
+class Mish(Activation):
+    """``y = x·tanh(softplus x)``; slope ``t + x·σ(x)·(1 - t²)`` with ``t = tanh(softplus x)``."""
+
+    def fn(self, x, train):
+        xp = self.xp
+        t = xp.tanh(softplus(xp, x))
+        y = x * t
+        return y, (t + x * sigmoid(xp, x) * (1.0 - t * t) if train else None)
+
+
+class HSwish(Activation):
+    """Generalised h-swish (ReLU-n): ``x`` above n/2, ``x(x+n/2)/n`` on (-n/2, n/2], 0 below.
+
+    Slope: ``1``, ``(2x + n/2)/n``, ``0`` on the same pieces. ``n=6`` is ``x·ReLU6(x+3)/6``.
+    """
+
+    def __init__(self, n: float = 6.0) -> None:
+        super().__init__()
+        if not n > 0:
+            raise ValueError(f"HSwish needs n > 0, got {n!r}")
+        self.n = float(n)
+
+    def config(self):
+        return {"n": self.n}
+
+    def fn(self, x, train):
+        xp, n, h = self.xp, self.n, self.n / 2
+        upper = xp.astype(x > h, x.dtype)
+        middle = xp.astype((x > -h) & (x <= h), x.dtype)
+        y = upper * x + middle * (x * (x + h) / n)
+        return y, (upper + middle * ((2.0 * x + h) / n) if train else None)
+
+
+class TanhExp(Activation):
+    """``y = x·tanh(eˣ)``; slope ``tanh(eˣ) + x·eˣ·(1 - tanh²(eˣ))``.
+
+    The ``1 - tanh²`` form (not ``1/cosh²(eˣ)``) and eˣ computed at min(x, 20) (where tanh(eˣ) is
+    1 to float64 precision) keep both finite for any x.
+    """
+
+    def fn(self, x, train):
+        xp = self.xp
+        e = xp.exp(xp.clip(x, max=20.0))
+        t = xp.tanh(e)
+        y = x * t
+        return y, (t + x * ((1.0 - t * t) * e) if train else None)  # (1-t²)·e first: 0 before x·e overflows
+
+
+ACTIVATIONS: dict[str, type[Activation]] = {
+    "relu": ReLU,
+    "leakyrelu": LeakyReLU,
+    "relu6": ReLU6,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "swish": Swish,
+    "mish": Mish,
+    "hswish": HSwish,
+    "tanhexp": TanhExp,
+}
+"""Activations by their command-line name."""

@@ -1,0 +1,117 @@
+"""The layer protocol shared by every layer: the book's ``forward``/``backward``.
+
+A layer owns its parameters as attributes named in ``param_names`` (the book's ``W``, ``b``);
+the gradient of parameter ``P`` is the attribute ``dP`` (``dW``, ``db``), set by ``backward``.
+Non-trained state (running statistics) is named in ``buffer_names``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+from ..backend import Backend, get_backend, host_rng
+
+LAYERS: dict[str, type[Layer]] = {}
+"""Every layer class by name (used to rebuild a saved model)."""
+
+
+class Layer:
+    """Base class: ``forward(x, train=True) -> y`` and ``backward(dout) -> dx``."""
+
+    param_names: ClassVar[tuple[str, ...]] = ()
+    buffer_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        LAYERS[cls.__name__] = cls
+
+    def __init__(self) -> None:
+        self.backend: Backend = get_backend()
+        self.xp = self.backend.xp
+        self.name = type(self).__name__
+        #: Whether ``backward`` must return dx; ``Sequential`` turns it off for its first layer.
+        self.input_grad = True
+        for p in self.param_names:
+            setattr(self, "d" + p, None)
+
+    # -- the protocol ----------------------------------------------------------------
+    def forward(self, x: Any, train: bool = True) -> Any:
+        raise NotImplementedError
+
+    def backward(self, dout: Any) -> Any:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this layer (saved with a model)."""
+        return {}
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Per-sample output shape for a per-sample input shape (raises on a mismatch)."""
+        return shape
+
+    def input_shape(self) -> tuple[int, ...] | None:
+        """The per-sample input shape this layer requires, where it fixes one."""
+        return None
+
+    # -- parameters ------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self.param_names}
+
+    @property
+    def grads(self) -> dict[str, Any]:
+        return {p: getattr(self, "d" + p) for p in self.param_names}
+
+    @property
+    def buffers(self) -> dict[str, Any]:
+        return {b: getattr(self, b) for b in self.buffer_names}
+
+    def to(self, backend: Backend) -> Layer:
+        """Move parameters and buffers to ``backend`` (dtypes kept); drop cached activations."""
+        for n in self.param_names + self.buffer_names:
+            setattr(self, n, backend.move(getattr(self, n)))
+        for p in self.param_names:
+            setattr(self, "d" + p, None)
+        self.backend, self.xp = backend, backend.xp
+        self.clear()
+        return self
+
+    def clear(self) -> None:
+        """Forget what the last forward pass kept for backward."""
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+    def _mismatch(self, expected: str, got: tuple[int, ...]) -> ValueError:
+        return ValueError(f"layer {self.name} ({self.describe()}): expected input of shape {expected}, got {got}")
+
+
+def init_weight(backend: Backend, shape: tuple[int, ...], fan_in: int, init: str | float) -> Any:
+    """Initial weights drawn on the host (seeded by ``xpnet.seed``) and moved to the device.
+
+    ``init``: ``"he"`` (std = sqrt(2/fan_in), for ReLU-like), ``"xavier"`` (std = sqrt(1/fan_in),
+    the book's Xavier, for sigmoid/tanh) or a float std.
+    """
+    if init == "he":
+        std = math.sqrt(2.0 / fan_in)
+    elif init == "xavier":
+        std = math.sqrt(1.0 / fan_in)
+    elif isinstance(init, (int, float)) and not isinstance(init, bool) and init > 0:
+        std = float(init)
+    else:
+        raise ValueError(f"init must be 'he', 'xavier' or a positive float std, got {init!r}")
+    w = host_rng().standard_normal(shape) * std
+    return backend.asarray(w)
+
+
+def zeros(backend: Backend, shape: tuple[int, ...]) -> Any:
+    return backend.xp.zeros(shape, dtype=backend.dtype(), device=backend.device)
+
+
+def ones(backend: Backend, shape: tuple[int, ...]) -> Any:
+    return backend.xp.ones(shape, dtype=backend.dtype(), device=backend.device)

@@ -1,0 +1,137 @@
+"""Losses: ``forward(y, t) -> E`` (a 0-d array on the device) and ``backward(dout=1) -> dE/dy``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backend import Backend, get_backend
+
+
+class Loss:
+    """Base class. A loss lives on the backend that was active when it was created."""
+
+    def __init__(self) -> None:
+        self.backend: Backend = get_backend()
+        self.xp = self.backend.xp
+
+    def forward(self, y: Any, t: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, dout: Any = 1.0) -> Any:
+        raise NotImplementedError
+
+    def check_target(self, y_shape: tuple[int, ...], t: Any) -> None:
+        """Validate targets against outputs (may read device data: call where data enters)."""
+        if tuple(t.shape) != tuple(y_shape):
+            raise ValueError(f"{type(self).__name__}: targets of shape {tuple(t.shape)} do not match outputs of shape {tuple(y_shape)}")
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def to(self, backend: Backend) -> "Loss":
+        self.backend, self.xp = backend, backend.xp
+        self.clear()
+        return self
+
+    def clear(self) -> None:
+        """Forget what the last forward kept."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax + cross-entropy as one layer (the book's ``SoftmaxWithLoss``).
+
+    ``E = mean_n(logsumexp(a_n) - a_n[t_n])`` computed with the max shift (stable for any scores);
+    ``dE/da = (softmax(a) - onehot(t)) / N``. Targets: integer class labels of shape ``(N,)``
+    or one-hot (or soft) targets of shape ``(N, C)``.
+    """
+
+    def forward(self, a: Any, t: Any) -> Any:
+        xp = self.xp
+        n, c = a.shape
+        m = xp.max(a, axis=1, keepdims=True)
+        e = xp.exp(a - m)
+        s = xp.sum(e, axis=1, keepdims=True)
+        self.y = e / s
+        self.t = self.onehot(t, c, a.dtype) if t.ndim == 1 else t
+        return (xp.sum(xp.log(s) + m) - xp.sum(self.t * a)) / n
+
+    def onehot(self, t: Any, c: int, dtype: Any) -> Any:
+        """One-hot rows by comparison with ``arange(C)`` (the standard has no scatter)."""
+        xp = self.xp
+        return xp.astype(t[:, None] == xp.arange(c, dtype=t.dtype, device=self.backend.device), dtype)
+
+    def backward(self, dout: Any = 1.0) -> Any:
+        return (self.y - self.t) * (dout / self.y.shape[0])
+
+    def check_target(self, y_shape: tuple[int, ...], t: Any) -> None:
+        n, c = y_shape
+        if t.ndim == 1:
+            if not self.xp.isdtype(t.dtype, "integral"):
+                raise ValueError(f"SoftmaxCrossEntropy: class labels of shape (N,) must be integers, got dtype {t.dtype}")
+            if t.shape[0] != n:
+                raise ValueError(f"SoftmaxCrossEntropy: {t.shape[0]} labels for {n} samples (outputs {tuple(y_shape)})")
+            if n and (int(self.xp.min(t)) < 0 or int(self.xp.max(t)) >= c):
+                lo, hi = int(self.xp.min(t)), int(self.xp.max(t))
+                raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c - 1}] for {c} classes, got values in [{lo}, {hi}]")
+        elif t.ndim == 2:
+            super().check_target(y_shape, t)
+        else:
+            raise ValueError(f"SoftmaxCrossEntropy: targets must be labels (N,) or one-hot (N, {c}), got shape {tuple(t.shape)}")
+
+    def clear(self) -> None:
+        self.y = self.t = None
+
+
+class MeanSquaredError(Loss):
+    """Identity output with squared error: ``E = ½‖y - t‖² / N``; ``dE/dy = (y - t) / N``."""
+
+    def forward(self, y: Any, t: Any) -> Any:
+        self.diff = y - t
+        return 0.5 * self.xp.sum(self.diff * self.diff) / y.shape[0]
+
+    def backward(self, dout: Any = 1.0) -> Any:
+        return self.diff * (dout / self.diff.shape[0])
+
+    def clear(self) -> None:
+        self.diff = None
+
+
+class Flooding(Loss):
+    """Flooding (Ishida et al. 2020): ``Ẽ = |E - b| + b``.
+
+    The gradient is ``dE`` when ``E ≥ b`` and ``-dE`` below the flood level ``b``. The sign is kept
+    as a 0-d device array: no host–device sync.
+    """
+
+    def __init__(self, loss: Loss, b: float) -> None:
+        super().__init__()
+        if b < 0:
+            raise ValueError(f"flood level b must be >= 0, got {b!r}")
+        self.loss, self.b = loss, float(b)
+
+    def forward(self, y: Any, t: Any) -> Any:
+        e = self.loss.forward(y, t)
+        self.sign = self.xp.astype(e >= self.b, e.dtype) * 2.0 - 1.0
+        return self.xp.abs(e - self.b) + self.b
+
+    def backward(self, dout: Any = 1.0) -> Any:
+        return self.loss.backward(self.sign * dout)
+
+    def check_target(self, y_shape, t):
+        self.loss.check_target(y_shape, t)
+
+    def config(self):
+        return {"loss": type(self.loss).__name__, "b": self.b}
+
+    def to(self, backend):
+        self.loss.to(backend)
+        return super().to(backend)
+
+    def clear(self):
+        self.sign = None
+
+
+LOSSES: dict[str, type[Loss]] = {"SoftmaxCrossEntropy": SoftmaxCrossEntropy, "MeanSquaredError": MeanSquaredError}

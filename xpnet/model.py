@@ -1,0 +1,209 @@
+"""``Sequential``: a stack of layers and a loss, with the book's ``predict/loss/gradient/accuracy``."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterable, Iterator
+
+from .backend import Backend, resolve_backend
+from .layers.base import Layer
+from .losses import Loss, SoftmaxCrossEntropy
+
+
+class Sequential:
+    """Layers applied in order, then a loss.
+
+    ``params``/``grads`` are dicts keyed ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``, ...) holding
+    the layers' own arrays: an optimizer that updates them in place updates the model.
+
+    Args:
+        layers: the layers, all created on the same backend.
+        loss: the loss layer (default :class:`SoftmaxCrossEntropy`).
+        input_shape: per-sample input shape, e.g. ``(1, 28, 28)``; inferred from the first
+            layer that fixes one (``Affine``) when omitted. Used to check that layer sizes chain.
+        input_grad: compute ``dL/dx`` for the input too (off by default: nobody needs it and it
+            is a whole matrix product).
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Layer],
+        loss: Loss | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        input_grad: bool = False,
+    ) -> None:
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} is {type(layer).__name__}, not an xpnet layer")
+            layer.name = str(i)
+        self.loss_layer = loss if loss is not None else SoftmaxCrossEntropy()
+        self.backend: Backend = self.layers[0].backend
+        for i, obj in enumerate([*self.layers, self.loss_layer]):
+            if obj.backend != self.backend:
+                raise ValueError(
+                    f"{'the loss' if obj is self.loss_layer else f'layer {i}'} was created on backend "
+                    f"{obj.backend}, but layer 0 on {self.backend}: create all layers under one backend"
+                )
+        self.layers[0].input_grad = input_grad
+        self.input_grad = input_grad
+        self.shapes = self._infer_shapes(input_shape)
+
+    # -- structure ---------------------------------------------------------------------
+    def _infer_shapes(self, input_shape: tuple[int, ...] | None) -> list[tuple[Any, Any]]:
+        """(input, output) per-sample shapes per layer; raises ValueError where sizes do not chain."""
+        shape = tuple(input_shape) if input_shape is not None else None
+        shapes = []
+        for layer in self.layers:
+            if shape is None:
+                shape = layer.input_shape()
+            out = layer.output_shape(shape) if shape is not None else None
+            shapes.append((shape, out))
+            shape = out
+        self.input_shape = next((s for s, _ in shapes if s is not None), None)
+        return shapes
+
+    @property
+    def dtype(self) -> Any:
+        for layer in self.layers:
+            for p in layer.params.values():
+                return p.dtype
+        return self.backend.dtype()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    @property
+    def grads(self) -> dict[str, Any]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    @property
+    def buffers(self) -> dict[str, Any]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
+
+    def n_params(self) -> int:
+        import math
+
+        return sum(math.prod(p.shape) for p in self.params.values())
+
+    # -- data at the boundary -------------------------------------------------------------
+    def _input(self, x: Any) -> Any:
+        x = self.backend.asarray(x, self.dtype, strict=True)
+        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape and x.ndim != 2:
+            # 2-D input is flattened by Affine; any other rank must match the declared shape
+            raise ValueError(f"model input: expected per-sample shape {self.input_shape}, got {tuple(x.shape)}")
+        return x
+
+    def _target(self, t: Any) -> Any:
+        t = self.backend.asarray(t, strict=True)
+        return self.backend.xp.astype(t, self.dtype) if self.backend.is_float(t) else t
+
+    def check_data(self, x: Any, t: Any) -> tuple[Any, Any]:
+        """Move ``x, t`` to the model's backend and check them once (shapes, label range)."""
+        x, t = self._input(x), self._target(t)
+        if x.shape[0] != t.shape[0]:
+            raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
+        out = self.shapes[-1][1]
+        if out is None:
+            out = tuple(self.forward(x[:1], train=False).shape[1:])
+        self.loss_layer.check_target((x.shape[0], *out), t)
+        return x, t
+
+    # -- the book's interface -----------------------------------------------------------------
+    def forward(self, x: Any, train: bool = True) -> Any:
+        """Scores for device input ``x`` (no conversion or checks: the training loop's path)."""
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def predict(self, x: Any) -> Any:
+        """Scores (before the loss's softmax) in evaluation mode."""
+        return self.forward(self._input(x), train=False)
+
+    def loss(self, x: Any, t: Any, train: bool = True) -> Any:
+        """The loss as a 0-d array on the device (no host sync). Checks ``t`` against the outputs."""
+        x, t = self.check_data(x, t)
+        return self.loss_layer.forward(self.forward(x, train), t)
+
+    def step_loss(self, x: Any, t: Any) -> Any:
+        """Training-mode loss of device data already checked by :meth:`check_data` (no checks)."""
+        return self.loss_layer.forward(self.forward(x, True), t)
+
+    def backward(self) -> dict[str, Any]:
+        """Backpropagate the last loss; fills each layer's gradients and returns :attr:`grads`.
+
+        The input gradient, when ``input_grad=True``, is kept in ``self.dx``.
+        """
+        dout = self.loss_layer.backward(1.0)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        self.dx = dout
+        return self.grads
+
+    def gradient(self, x: Any, t: Any) -> dict[str, Any]:
+        """Loss and backward in one call (the book's ``gradient``); returns :attr:`grads`."""
+        self.loss(x, t)
+        return self.backward()
+
+    def accuracy(self, x: Any, t: Any) -> float:
+        """Fraction of samples whose top score is the label (labels or one-hot targets)."""
+        xp = self.backend.xp
+        y = self.predict(x)
+        t = self._target(t)
+        if t.ndim != 1:
+            t = xp.argmax(t, axis=1)
+        return float(xp.sum(xp.astype(xp.argmax(y, axis=1) == t, xp.int64))) / y.shape[0]
+
+    # -- moving, state ------------------------------------------------------------------------
+    def to(self, backend: str | Backend, device: Any = None) -> Sequential:
+        """Move the model to another backend (explicitly; a global switch never moves it)."""
+        target = resolve_backend(backend, device)
+        for layer in self.layers:
+            layer.to(target)
+        self.loss_layer.to(target)
+        self.backend = target
+        return self
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Repeatable training-mode forwards: dropout masks fixed, running statistics restored."""
+        saved = {k: self.backend.xp.asarray(v, copy=True) for k, v in self.buffers.items()}
+        frozen = [layer for layer in self.layers if hasattr(layer, "freeze")]
+        for layer in frozen:
+            layer.freeze = True
+        try:
+            yield
+        finally:
+            for layer in frozen:
+                layer.freeze = False
+            for key, value in saved.items():
+                i, name = key.split(".", 1)
+                setattr(self.layers[int(i)], name, value)
+
+    def summary(self) -> str:
+        """A table: layer name, kind, input size, output size (as the articles print)."""
+
+        def size(s: Any) -> str:
+            return "?" if s is None else " x ".join(map(str, s))
+
+        rows = [("layer", "kind", "input", "output")]
+        for layer, (s_in, s_out) in zip(self.layers, self.shapes):
+            rows.append((layer.name, layer.describe(), size(s_in), size(s_out)))
+        rows.append(("loss", repr(self.loss_layer), size(self.shapes[-1][1]), "1"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append(f"parameters: {self.n_params():,}  backend: {self.backend}  dtype: {self.dtype}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def save(self, path: str, optimizer: Any = None) -> None:
+        """Save architecture + weights (+ optimizer state) atomically; see :func:`xpnet.load`."""
+        from .io import save
+
+        save(self, path, optimizer=optimizer)
