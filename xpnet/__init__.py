@@ -1,7 +1,7 @@
 """xpnet: the backprop of *Deep Learning from Scratch*, written once against the array API standard,
 running unchanged on NumPy, CuPy, PyTorch and array-api-strict."""
 
-from . import layers, losses
+from . import datasets, layers, losses, models, optimizers
 from .backend import (
     Backend,
     BackendUnavailableError,
@@ -16,12 +16,16 @@ from .backend import (
     use_backend,
 )
 from .gradient import gradient_check, numerical_gradient
+from .history import History
+from .io import load, load_checkpoint, save
 from .model import Sequential
+from .trainer import Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backend", "BackendUnavailableError", "Sequential", "asarray", "available_backends", "get_backend",
+    "Backend", "BackendUnavailableError", "History", "Sequential", "Trainer", "datasets", "load", "load_checkpoint",
+    "models", "optimizers", "save", "asarray", "available_backends", "get_backend",
     "get_default_dtype", "gradient_check", "layers", "losses", "numerical_gradient", "seed", "set_backend",
     "set_default_dtype", "to_numpy", "use_backend",
 ]

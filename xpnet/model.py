@@ -108,7 +108,7 @@ class Sequential:
             raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
         out = self.shapes[-1][1]
         if out is None:
-            out = tuple(self.forward(x[:1], train=False).shape[1:])
+            out = tuple(self.forward(x[:1, ...], train=False).shape[1:])
         self.loss_layer.check_target((x.shape[0], *out), t)
         return x, t
 

@@ -1,0 +1,116 @@
+"""Per-epoch training records, the articles' summary row, JSON/CSV files and plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+FIELDS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "seconds")
+
+
+@dataclass
+class History:
+    """What :meth:`xpnet.Trainer.fit` returns. Accuracies are fractions in [0, 1]."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, name: str) -> list[Any]:
+        """A column: ``history["test_acc"]``."""
+        return [r.get(name) for r in self.records]
+
+    def epochs_to(self, accuracy: float, split: str = "test") -> int | None:
+        """The first epoch whose accuracy reaches ``accuracy`` (the TS95/97/98 columns), or None."""
+        for r in self.records:
+            if r.get(f"{split}_acc") is not None and r[f"{split}_acc"] >= accuracy:
+                return r["epoch"]
+        return None
+
+    @property
+    def seconds(self) -> float:
+        return sum(r["seconds"] for r in self.records)
+
+    def best(self, split: str = "test") -> float | None:
+        values = [v for v in self[f"{split}_acc"] if v is not None]
+        return max(values) if values else None
+
+    def summary(self) -> dict[str, Any]:
+        """The articles' table row: final train/test accuracy (%), best test, TS95/97/98, time (s)."""
+        last = self.records[-1] if self.records else {}
+
+        def pct(v: float | None) -> float | None:
+            return None if v is None else round(100 * v, 2)
+
+        return {
+            "train": pct(last.get("train_acc")),
+            "test": pct(last.get("test_acc")),
+            "best": pct(self.best()),
+            "TS95": self.epochs_to(0.95),
+            "TS97": self.epochs_to(0.97),
+            "TS98": self.epochs_to(0.98),
+            "time": round(self.seconds, 1),
+        }
+
+    # -- files ----------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps({"config": self.config, "records": self.records, "summary": self.summary()}, indent=2)
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.records)
+        return out.getvalue()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``.json`` (records, config, summary) or ``.csv`` (records), by the file's suffix."""
+        path = pathlib.Path(path)
+        if path.suffix not in (".json", ".csv"):
+            raise ValueError(f"{path}: history files end in .json or .csv")
+        path.write_text(self.to_json() if path.suffix == ".json" else self.to_csv())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> History:
+        data = json.loads(pathlib.Path(path).read_text())
+        return cls(records=data["records"], config=data.get("config", {}))
+
+    def plot(self, path: str | os.PathLike, label: str | None = None) -> None:
+        """Loss and accuracy curves (train and test) as a PNG; needs matplotlib (``xpnet[plot]``)."""
+        plot_histories({label or "": self}, path)
+
+
+def plot_histories(histories: dict[str, History], path: str | os.PathLike) -> None:
+    """One figure, loss on the left and accuracy on the right, a pair of curves per history."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError('plotting needs matplotlib: pip install "xpnet[plot]"') from e
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, h in histories.items():
+        prefix = f"{label} " if label else ""
+        for split, style in (("train", "--"), ("test", "-")):
+            if any(v is not None for v in h[f"{split}_acc"]):
+                ax_loss.plot(h["epoch"], h[f"{split}_loss"], style, label=f"{prefix}{split}")
+                ax_acc.plot(h["epoch"], [100 * v for v in h[f"{split}_acc"]], style, label=f"{prefix}{split}")
+    for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy (%)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,156 @@
+"""Saving and loading models: architecture (JSON) + weights (+ optimizer state) in one ``.npz``.
+
+Files are written atomically (a temporary file in the same folder, fsync, ``os.replace``): a failed
+save leaves the previous file untouched and no temporary behind. Loading rebuilds the model on any
+backend (train on CuPy, load on NumPy) and refuses truncated, corrupt or mismatched files with a
+``ValueError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from . import losses, optimizers
+from .backend import Backend, host_rng, resolve_backend, to_numpy, use_backend
+from .layers import LAYERS
+from .model import Sequential
+
+FORMAT, VERSION = "xpnet", 1
+
+
+def _loss_config(loss: losses.Loss) -> dict[str, Any]:
+    if isinstance(loss, losses.Flooding):
+        return {"class": "Flooding", "b": loss.b, "inner": _loss_config(loss.loss)}
+    return {"class": type(loss).__name__}
+
+
+def _make_loss(cfg: dict[str, Any]) -> losses.Loss:
+    if cfg["class"] == "Flooding":
+        return losses.Flooding(_make_loss(cfg["inner"]), cfg["b"])
+    return losses.LOSSES[cfg["class"]]()
+
+
+def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optimizer | None = None) -> None:
+    """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically."""
+    path = pathlib.Path(path)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "layers": [{"class": type(layer).__name__, "config": layer.config()} for layer in model.layers],
+        "loss": _loss_config(model.loss_layer),
+        "input_shape": list(model.input_shape) if model.input_shape else None,
+        "input_grad": model.input_grad,
+    }
+    arrays = {f"param/{k}": to_numpy(v) for k, v in model.params.items()}
+    arrays.update({f"buffer/{k}": to_numpy(v) for k, v in model.buffers.items()})
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        meta["optimizer"] = {"class": type(optimizer).__name__, "config": optimizer.config(), "t": state["t"]}
+        for key, slots in state["state"].items():
+            arrays.update({f"opt/{key}/{slot}": to_numpy(a) for slot, a in slots.items()})
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise ValueError(f"{path}: not a readable xpnet model file (truncated or corrupt?): {e}") from e
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+        if meta.get("format") != FORMAT:
+            raise ValueError("missing xpnet format marker")
+        if meta.get("version") != VERSION:
+            raise ValueError(f"format version {meta.get('version')} (this xpnet reads {VERSION})")
+    except (KeyError, ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not an xpnet model file: {e}") from e
+    return meta, arrays
+
+
+def _assign(path: pathlib.Path, what: str, current: dict[str, Any], saved: dict[str, np.ndarray], backend: Backend) -> dict[str, Any]:
+    """Saved host arrays for ``current``'s keys, checked (keys, shapes, finite) and moved."""
+    if set(saved) != set(current):
+        raise ValueError(
+            f"{path}: {what} mismatch with the architecture: missing {sorted(set(current) - set(saved))}, "
+            f"unexpected {sorted(set(saved) - set(current))}"
+        )
+    out = {}
+    for key, a in saved.items():
+        if tuple(a.shape) != tuple(current[key].shape):
+            raise ValueError(f"{path}: {what} {key!r} has shape {a.shape}, the architecture needs {tuple(current[key].shape)}")
+        if a.dtype.kind != "f" or not np.all(np.isfinite(a)):
+            raise ValueError(f"{path}: {what} {key!r} is not finite floating data (dtype {a.dtype})")
+        out[key] = backend.from_host(a)
+    return out
+
+
+def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = None, device: Any = None):
+    """``(model, optimizer or None)`` from a file written by :func:`save`, on ``backend`` (default: active)."""
+    path = pathlib.Path(path)
+    meta, arrays = _read(path)
+    target = resolve_backend(backend, device)
+    groups: dict[str, dict[str, np.ndarray]] = {"param": {}, "buffer": {}, "opt": {}}
+    for name, a in arrays.items():
+        kind, _, key = name.partition("/")
+        if kind not in groups:
+            raise ValueError(f"{path}: unexpected entry {name!r}")
+        groups[kind][key] = a
+    rng_state = host_rng().bit_generator.state  # building layers draws weights: keep the user's stream
+    try:
+        with use_backend(target):
+            layers = []
+            for spec in meta["layers"]:
+                if spec["class"] not in LAYERS:
+                    raise ValueError(f"{path}: unknown layer class {spec['class']!r}")
+                layers.append(LAYERS[spec["class"]](**spec["config"]))
+            model = Sequential(layers, loss=_make_loss(meta["loss"]), input_shape=meta.get("input_shape"),
+                               input_grad=meta.get("input_grad", False))
+            opt = None
+            if "optimizer" in meta:
+                opt = optimizers.OPTIMIZERS[meta["optimizer"]["class"].lower()](**meta["optimizer"]["config"])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: architecture description is invalid: {e!r}") from e
+    finally:
+        host_rng().bit_generator.state = rng_state
+    for what, current, attr in (("parameter", model.params, "param"), ("buffer", model.buffers, "buffer")):
+        for key, value in _assign(path, what, current, groups[attr], target).items():
+            i, name = key.split(".", 1)
+            setattr(model.layers[int(i)], name, value)
+    if opt is not None:
+        params = model.params
+        state: dict[str, dict[str, Any]] = {}
+        for name, a in groups["opt"].items():
+            key, _, slot = name.rpartition("/")
+            if key not in params or tuple(a.shape) != tuple(params[key].shape):
+                raise ValueError(f"{path}: optimizer state {name!r} does not match the model's parameters")
+            state.setdefault(key, {})[slot] = target.from_host(a)
+        try:
+            opt.load_state_dict({"t": meta["optimizer"]["t"], "state": state}, params)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+    return model, opt
+
+
+def load(path: str | os.PathLike, backend: str | Backend | None = None, device: Any = None) -> Sequential:
+    """A model saved by ``model.save(path)``, rebuilt on ``backend`` (default: the active one)."""
+    return load_checkpoint(path, backend, device)[0]

@@ -1,0 +1,243 @@
+"""Optimizers: state + one per-parameter rule + an in-place write-back.
+
+``opt.update(model.params, model.grads)`` (the book's call) or ``opt.step(model)``. Parameters are
+updated in place (``p -= lr * g``), so the layers holding them see the new values; state
+(velocities, moments) lives on the parameters' device. Hyper-parameters stay Python floats so a
+float32 model stays float32 (no NumPy scalars, NEP 50).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+from array_api_compat import array_namespace
+
+
+class Optimizer:
+    """Base class: subclasses give ``slots`` (state arrays per parameter) and ``update_one``.
+
+    Args:
+        lr: learning rate η.
+        weight_decay: L2 coefficient λ for weights (parameters named ``W``), as the book: the
+            gradient becomes ``g + λW`` and the reported loss gains ``½λΣW²`` (see :meth:`penalty`).
+    """
+
+    slots: ClassVar[tuple[str, ...]] = ()
+    decoupled: ClassVar[bool] = False  # AdamW: decay applied to the weights, not the gradient
+
+    def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__}: learning rate must be > 0, got {lr!r}")
+        if weight_decay < 0:
+            raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {weight_decay!r}")
+        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.t = 0
+        self.state: dict[str, dict[str, Any]] = {}
+        self.xp: Any = None
+        self._array_type: type | None = None
+
+    def config(self) -> dict[str, float]:
+        """Constructor arguments (saved with a checkpoint)."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay}
+
+    @staticmethod
+    def decays(key: str) -> bool:
+        """Weight decay applies to weights (``"0.W"``), not to biases or BatchNorm's γ, β."""
+        return key.rsplit(".", 1)[-1] == "W"
+
+    def update(self, params: dict[str, Any], grads: dict[str, Any]) -> None:
+        """One step for every parameter, in place."""
+        self.t += 1
+        self.begin_step()
+        self._bind(params)
+        for key, p in params.items():
+            g = grads.get(key)
+            if g is None:
+                raise ValueError(f"no gradient for parameter {key!r}: call model.backward() before the update")
+            state = self.state.get(key)
+            if state is None:
+                state = self.state[key] = {s: p * 0.0 for s in self.slots}  # zeros like p, same device
+            if self.weight_decay and self.decays(key):
+                if self.decoupled:
+                    p *= 1.0 - self.lr * self.weight_decay
+                else:
+                    g = g + self.weight_decay * p
+            self.update_one(p, g, state)
+
+    def _bind(self, params: dict[str, Any]) -> None:
+        """Take the array namespace from the parameters (once per array type)."""
+        first = next(iter(params.values()), None)
+        if first is not None and type(first) is not self._array_type:
+            self.xp, self._array_type = array_namespace(first), type(first)
+
+    def step(self, model: Any) -> None:
+        """``update(model.params, model.grads)``."""
+        self.update(model.params, model.grads)
+
+    def begin_step(self) -> None:
+        """Per-step host computations (e.g. Adam's bias correction), before the parameters."""
+
+    def update_one(self, p: Any, g: Any, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def penalty(self, params: dict[str, Any]) -> Any:
+        """``½λΣ‖W‖²`` added to the reported loss (0 when decay is off or decoupled)."""
+        if not self.weight_decay or self.decoupled:
+            return 0.0
+        self._bind(params)
+        return sum(0.5 * self.weight_decay * self.xp.sum(p * p) for k, p in params.items() if self.decays(k))
+
+    # -- saving and restoring -----------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """``{"t": steps, "state": {param key: {slot: array}}}`` (arrays on the device)."""
+        return {"t": self.t, "state": {k: dict(v) for k, v in self.state.items()}}
+
+    def load_state_dict(self, state: dict[str, Any], params: dict[str, Any] | None = None) -> None:
+        """Restore :meth:`state_dict` (arrays already on the parameters' backend; with ``params``,
+        keys and shapes are checked against them)."""
+        restored = {}
+        for key, slots in state["state"].items():
+            if set(slots) != set(self.slots):
+                raise ValueError(f"optimizer state for {key!r} has slots {sorted(slots)}, expected {sorted(self.slots)}")
+            if params is not None:
+                if key not in params:
+                    raise ValueError(f"optimizer state for {key!r}, which the model does not have")
+                for name, a in slots.items():
+                    if tuple(a.shape) != tuple(params[key].shape):
+                        raise ValueError(
+                            f"optimizer state {key}/{name} has shape {tuple(a.shape)}, "
+                            f"the parameter {tuple(params[key].shape)}"
+                        )
+            restored[key] = dict(slots)
+        self.t = int(state["t"])
+        self.state = restored
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+class SGD(Optimizer):
+    """``W ← W - η·g``."""
+
+    def __init__(self, lr: float = 0.01, weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+
+    def update_one(self, p, g, state):
+        p -= self.lr * g
+
+
+class Momentum(Optimizer):
+    """``v ← μv - η·g;  W ← W + v``."""
+
+    slots = ("v",)
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        self.momentum = float(momentum)
+
+    def config(self):
+        return {**super().config(), "momentum": self.momentum}
+
+    def update_one(self, p, g, state):
+        v = state["v"]
+        v *= self.momentum
+        v -= self.lr * g
+        p += v
+
+
+class Nesterov(Momentum):
+    """Nesterov without the look-ahead evaluation (SEEDS.md):
+    ``v' = μv - η·g;  W ← W - μv + μv' + v'``."""
+
+    def update_one(self, p, g, state):
+        v, mu = state["v"], self.momentum
+        p -= mu * v
+        v *= mu
+        v -= self.lr * g
+        p += (1.0 + mu) * v
+
+
+class AdaGrad(Optimizer):
+    """``h ← h + g²;  W ← W - η·g/(√h + ε)``."""
+
+    slots = ("h",)
+
+    def __init__(self, lr: float = 0.01, eps: float = 1e-7, weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        self.eps = float(eps)
+
+    def config(self):
+        return {**super().config(), "eps": self.eps}
+
+    def update_one(self, p, g, state):
+        h = state["h"]
+        h += g * g
+        p -= self.lr * g / (self.xp.sqrt(h) + self.eps)
+
+
+class RMSProp(Optimizer):
+    """``h ← ρh + (1-ρ)g²;  W ← W - η·g/(√h + ε)``."""
+
+    slots = ("h",)
+
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, eps: float = 1e-7, weight_decay: float = 0.0) -> None:
+        super().__init__(lr, weight_decay)
+        self.decay_rate, self.eps = float(decay_rate), float(eps)
+
+    def config(self):
+        return {**super().config(), "decay_rate": self.decay_rate, "eps": self.eps}
+
+    def update_one(self, p, g, state):
+        h = state["h"]
+        h *= self.decay_rate
+        h += (1.0 - self.decay_rate) * (g * g)
+        p -= self.lr * g / (self.xp.sqrt(h) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba): ``m ← m + (1-β₁)(g - m);  v ← v + (1-β₂)(g² - v);``
+    ``W ← W - η·√(1-β₂ᵗ)/(1-β₁ᵗ) · m/(√v + ε)``."""
+
+    slots = ("m", "v")
+
+    def __init__(
+        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0
+    ) -> None:
+        super().__init__(lr, weight_decay)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def config(self):
+        return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+    def begin_step(self) -> None:
+        self.lr_t = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
+
+    def update_one(self, p, g, state):
+        m, v = state["m"], state["v"]
+        m += (1.0 - self.beta1) * (g - m)
+        v += (1.0 - self.beta2) * (g * g - v)
+        p -= self.lr_t * m / (self.xp.sqrt(v) + self.eps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``W ← W(1 - ηλ)`` then the Adam step."""
+
+    decoupled = True
+
+    def __init__(
+        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01
+    ) -> None:
+        super().__init__(lr, beta1, beta2, eps, weight_decay)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSProp,
+    "adam": Adam,
+    "adamw": AdamW,
+}
+"""Optimizers by their command-line name."""

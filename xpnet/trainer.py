@@ -1,0 +1,171 @@
+"""The training loop: shuffled mini-batches on the device, metrics read once per epoch."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, Callable, TextIO
+
+import numpy as np
+
+from .history import History
+from .model import Sequential
+from .optimizers import Optimizer
+
+Callback = Callable[["Trainer", dict[str, Any]], Any]
+
+
+class Trainer:
+    """Mini-batch training of a :class:`Sequential` model.
+
+    The whole dataset is moved to the device once; each epoch's order is drawn from a host RNG
+    seeded by ``seed`` (the same seed gives the same run on every backend) and batches are gathered
+    on the device. Nothing in the step reads device data: train/test loss and accuracy are evaluated
+    after each epoch and read once (one host–device sync per epoch).
+
+    Args:
+        model, optimizer: what to train and how.
+        epochs, batch_size: one epoch visits every sample once; the last batch may be smaller.
+        seed: seeds the shuffling (initial weights come from ``xpnet.seed`` before building the model).
+        eval_batch_size: batch size of the per-epoch evaluation passes.
+        verbose: print the model summary and one line per epoch.
+        progress: a progress bar per epoch (default: when ``out`` is a terminal).
+        patience: stop when the test loss (train loss without test data) has not improved for this
+            many epochs.
+        callbacks: ``f(trainer, record)`` after each epoch; returning ``True`` stops training.
+        out: where log lines go (default ``sys.stdout``).
+    """
+
+    def __init__(
+        self,
+        model: Sequential,
+        optimizer: Optimizer,
+        epochs: int = 20,
+        batch_size: int = 100,
+        seed: int = 0,
+        eval_batch_size: int = 10000,
+        verbose: bool = True,
+        progress: bool | None = None,
+        patience: int | None = None,
+        callbacks: tuple[Callback, ...] | list[Callback] = (),
+        out: TextIO | None = None,
+    ) -> None:
+        if epochs < 1 or batch_size < 1 or eval_batch_size < 1:
+            raise ValueError("epochs, batch_size and eval_batch_size must be >= 1")
+        self.model, self.optimizer = model, optimizer
+        self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), seed
+        self.eval_batch_size, self.verbose = int(eval_batch_size), verbose
+        self.out = out if out is not None else sys.stdout
+        self.progress = progress if progress is not None else (verbose and _isatty(self.out))
+        self.patience, self.callbacks = patience, list(callbacks)
+        self.history = History()
+
+    # -- one pass ---------------------------------------------------------------------------
+    def train_epoch(self, x: Any, t: Any, order: np.ndarray) -> None:
+        """One epoch of steps over device data in the given host order (no host syncs)."""
+        model, opt, xp, b = self.model, self.optimizer, self.model.backend.xp, self.batch_size
+        index = model.backend.from_host(order)
+        params = model.params
+        n = x.shape[0]
+        steps = range(0, n, b)
+        bar = _Bar(len(steps), self.out) if self.progress else None
+        for i in steps:
+            idx = index[i : min(i + b, n)]  # in-bounds stop: the standard leaves out-of-bounds unspecified
+            model.step_loss(xp.take(x, idx, axis=0), xp.take(t, idx, axis=0))
+            opt.update(params, model.backward())
+            if bar:
+                bar.tick()
+        if bar:
+            bar.close()
+
+    def evaluate(self, x: Any, t: Any) -> tuple[float, float]:
+        """(mean loss, accuracy) of checked device data in evaluation mode, read once."""
+        model, xp = self.model, self.model.backend.xp
+        loss_sum, correct = 0.0, 0
+        n = x.shape[0]
+        for i in range(0, n, self.eval_batch_size):
+            stop = min(i + self.eval_batch_size, n)
+            xb, tb = x[i:stop, ...], t[i:stop, ...]
+            y = model.forward(xb, train=False)
+            loss_sum = loss_sum + model.loss_layer.forward(y, tb) * xb.shape[0]
+            labels = tb if tb.ndim == 1 else xp.argmax(tb, axis=1)
+            correct = correct + xp.sum(xp.astype(xp.argmax(y, axis=1) == labels, xp.int64))
+        loss = loss_sum / n + self.optimizer.penalty(model.params)
+        return float(loss), int(correct) / n
+
+    # -- the loop --------------------------------------------------------------------------
+    def fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None) -> History:
+        """Train for ``epochs`` and return the :class:`History` (also kept as ``self.history``)."""
+        model = self.model
+        x, t = model.check_data(x_train, t_train)  # moved and checked once, never in the step
+        test = model.check_data(x_test, t_test) if x_test is not None else None
+        rng = np.random.default_rng(self.seed)
+        self.history = History(config={"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
+                                       "optimizer": repr(self.optimizer), "backend": str(model.backend)})
+        self.stop = False
+        if self.verbose:
+            print(model.summary(), file=self.out)
+        best, since_best = math.inf, 0
+        for epoch in range(1, self.epochs + 1):
+            start = time.perf_counter()
+            self.train_epoch(x, t, rng.permutation(x.shape[0]))
+            train_loss, train_acc = self.evaluate(x, t)
+            test_loss, test_acc = self.evaluate(*test) if test is not None else (None, None)
+            record = {"epoch": epoch, "train_acc": train_acc, "train_loss": train_loss,
+                      "test_acc": test_acc, "test_loss": test_loss, "seconds": time.perf_counter() - start}
+            for name in ("train_loss", "test_loss"):
+                if record[name] is not None and not math.isfinite(record[name]):
+                    raise ValueError(
+                        f"non-finite {name.replace('_', ' ')} ({record[name]}) at epoch {epoch}: the learning "
+                        f"rate may be too high, or the data holds NaN/inf"
+                    )
+            self.history.append(record)
+            if self.verbose:
+                print(format_epoch(record), file=self.out, flush=True)
+            watched = test_loss if test_loss is not None else train_loss
+            if watched < best:
+                best, since_best = watched, 0
+            else:
+                since_best += 1
+            if self.patience is not None and since_best >= self.patience:
+                if self.verbose:
+                    print(f"early stop: no improvement for {self.patience} epochs", file=self.out)
+                break
+            if any(cb(self, record) is True for cb in self.callbacks) or self.stop:
+                break
+        return self.history
+
+
+def format_epoch(r: dict[str, Any]) -> str:
+    """The articles' per-epoch line: epoch, train acc, train loss, test acc, test loss."""
+    line = f"epoch {r['epoch']:3d} | train acc {100 * r['train_acc']:6.2f} loss {r['train_loss']:.4f}"
+    if r.get("test_acc") is not None:
+        line += f" | test acc {100 * r['test_acc']:6.2f} loss {r['test_loss']:.4f}"
+    return line + f" | {r['seconds']:.2f} s"
+
+
+def _isatty(stream: TextIO) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+class _Bar:
+    """A one-line progress bar (redrawn about 50 times an epoch)."""
+
+    def __init__(self, total: int, out: TextIO) -> None:
+        self.total, self.done, self.out = total, 0, out
+        self.every = max(1, total // 50)
+        self.start = time.perf_counter()
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.done % self.every == 0 or self.done == self.total:
+            width = 30
+            filled = width * self.done // self.total
+            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+            self.out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {rate:.0f} it/s")
+            self.out.flush()
+
+    def close(self) -> None:
+        self.out.write("\r" + " " * 60 + "\r")
+        self.out.flush()
