@@ -126,7 +126,7 @@ class Sequential:
     def loss(self, x: Any, t: Any, train: bool = True) -> Any:
         """The loss as a 0-d array on the device (no host sync). Checks ``t`` against the outputs."""
         x, t = self.check_data(x, t)
-        return self.loss_layer.forward(self.forward(x, train), t)
+        return self.backend.xp.asarray(self.loss_layer.forward(self.forward(x, train), t))  # NumPy: 0-d, not a scalar
 
     def step_loss(self, x: Any, t: Any) -> Any:
         """Training-mode loss of device data already checked by :meth:`check_data` (no checks)."""

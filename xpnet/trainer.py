@@ -139,9 +139,9 @@ class Trainer:
 
 def format_epoch(r: dict[str, Any]) -> str:
     """The articles' per-epoch line: epoch, train acc, train loss, test acc, test loss."""
-    line = f"epoch {r['epoch']:3d} | train acc {100 * r['train_acc']:6.2f} loss {r['train_loss']:.4f}"
+    line = f"epoch {r['epoch']:3d} | train acc {100 * r['train_acc']:6.2f} | train loss {r['train_loss']:.4f}"
     if r.get("test_acc") is not None:
-        line += f" | test acc {100 * r['test_acc']:6.2f} loss {r['test_loss']:.4f}"
+        line += f" | test acc {100 * r['test_acc']:6.2f} | test loss {r['test_loss']:.4f}"
     return line + f" | {r['seconds']:.2f} s"
 
 

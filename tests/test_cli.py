@@ -1,0 +1,47 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from xpnet.cli import main
+
+
+def test_train_defaults_on_digits(capsys, tmp_path):
+    assert main(["train", "--epochs", "3", "--save", str(tmp_path / "m.npz"), "--history", str(tmp_path / "h.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("layer") and "epoch   3" in out
+    assert "| activation | train | test" in out and "TS95 | TS97 | TS98 | time" in out
+    assert (tmp_path / "m.npz").exists()
+    assert len(json.loads((tmp_path / "h.json").read_text())["records"]) == 3
+
+
+def test_train_options(capsys, tmp_path):
+    pytest.importorskip("matplotlib", reason="--plot needs the optional matplotlib")
+    argv = ["train", "--epochs", "2", "--hidden", "30", "--activation", "hswish", "--hswish-n", "4",
+            "--optimizer", "nesterov", "--lr", "0.05", "--momentum", "0.8", "--batch-size", "50", "--flooding", "0.01",
+            "--weight-decay", "1e-4", "--dropout", "0.1", "--batchnorm", "--dtype", "float64", "--quiet",
+            "--plot", str(tmp_path / "c.png")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert not any(l.startswith("epoch") for l in out.splitlines()) and "| hswish" in out
+    assert (tmp_path / "c.png").exists()
+
+
+def test_compare_prints_one_table(capsys):
+    assert main(["compare", "--activation", "relu,tanhexp", "--lr", "0.1", "0.2", "--epochs", "2", "--quiet"]) == 0
+    table = capsys.readouterr().out.split("| activation | lr")[1].splitlines()
+    assert len([l for l in table if l.startswith("| ")]) == 4
+
+
+def test_errors_are_reported_not_raised(capsys):
+    assert main(["train", "--backend", "jax", "--epochs", "1"]) == 1
+    assert "unknown backend 'jax'" in capsys.readouterr().err
+    assert main(["train", "--dataset", "mnist", "--data-path", "/nonexistent", "--epochs", "1"]) == 1
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "xpnet", "train", "--epochs", "1", "--quiet"], capture_output=True,
+                         text=True, check=True)
+    assert "| relu" in out.stdout
