@@ -100,6 +100,7 @@ def test_silent_when_asked(rng, capsys):
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point of the test
 def test_diverging_learning_rate_stops_with_the_epoch(rng):
     x, t = blobs(rng)
     with pytest.raises(ValueError, match=r"non-finite train loss \(nan\) at epoch \d"):
