@@ -14,7 +14,9 @@ class Loss:
         self.backend: Backend = get_backend()
         self.xp = self.backend.xp
 
-    def forward(self, y: Any, t: Any) -> Any:
+    def forward(self, y: Any, t: Any, value: bool = True) -> Any:
+        """Keep what ``backward`` needs and return E; ``value=False`` skips computing E (and
+        returns None) where the caller never reads it — the training step."""
         raise NotImplementedError
 
     def backward(self, dout: Any = 1.0) -> Any:
@@ -48,7 +50,7 @@ class SoftmaxCrossEntropy(Loss):
     or one-hot (or soft) targets of shape ``(N, C)``.
     """
 
-    def forward(self, a: Any, t: Any) -> Any:
+    def forward(self, a: Any, t: Any, value: bool = True) -> Any:
         xp = self.xp
         n, c = a.shape
         m = xp.max(a, axis=1, keepdims=True)
@@ -56,7 +58,7 @@ class SoftmaxCrossEntropy(Loss):
         s = xp.sum(e, axis=1, keepdims=True)
         self.y = e / s
         self.t = self.onehot(t, c, a.dtype) if t.ndim == 1 else t
-        return (xp.sum(xp.log(s) + m) - xp.sum(self.t * a)) / n
+        return (xp.sum(xp.log(s) + m) - xp.sum(self.t * a)) / n if value else None
 
     def onehot(self, t: Any, c: int, dtype: Any) -> Any:
         """One-hot rows by comparison with ``arange(C)`` (the standard has no scatter)."""
@@ -88,9 +90,9 @@ class SoftmaxCrossEntropy(Loss):
 class MeanSquaredError(Loss):
     """Identity output with squared error: ``E = ½‖y - t‖² / N``; ``dE/dy = (y - t) / N``."""
 
-    def forward(self, y: Any, t: Any) -> Any:
+    def forward(self, y: Any, t: Any, value: bool = True) -> Any:
         self.diff = y - t
-        return 0.5 * self.xp.sum(self.diff * self.diff) / y.shape[0]
+        return 0.5 * self.xp.sum(self.diff * self.diff) / y.shape[0] if value else None
 
     def backward(self, dout: Any = 1.0) -> Any:
         return self.diff * (dout / self.diff.shape[0])
@@ -112,8 +114,8 @@ class Flooding(Loss):
             raise ValueError(f"flood level b must be >= 0, got {b!r}")
         self.loss, self.b = loss, float(b)
 
-    def forward(self, y: Any, t: Any) -> Any:
-        e = self.loss.forward(y, t)
+    def forward(self, y: Any, t: Any, value: bool = True) -> Any:
+        e = self.loss.forward(y, t)  # the sign needs E itself
         self.sign = self.xp.astype(e >= self.b, e.dtype) * 2.0 - 1.0
         return self.xp.abs(e - self.b) + self.b
 

@@ -47,6 +47,7 @@ class Sequential:
                     f"{'the loss' if obj is self.loss_layer else f'layer {i}'} was created on backend "
                     f"{obj.backend}, but layer 0 on {self.backend}: create all layers under one backend"
                 )
+        self._slots = [(f"{i}.{p}", layer, p) for i, layer in enumerate(self.layers) for p in layer.param_names]
         self.layers[0].input_grad = input_grad
         self.input_grad = input_grad
         self.shapes = self._infer_shapes(input_shape)
@@ -74,11 +75,11 @@ class Sequential:
 
     @property
     def params(self) -> dict[str, Any]:
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+        return {key: getattr(layer, name) for key, layer, name in self._slots}
 
     @property
     def grads(self) -> dict[str, Any]:
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+        return {key: getattr(layer, "d" + name) for key, layer, name in self._slots}
 
     @property
     def buffers(self) -> dict[str, Any]:
@@ -128,9 +129,11 @@ class Sequential:
         x, t = self.check_data(x, t)
         return self.backend.xp.asarray(self.loss_layer.forward(self.forward(x, train), t))  # NumPy: 0-d, not a scalar
 
-    def step_loss(self, x: Any, t: Any) -> Any:
-        """Training-mode loss of device data already checked by :meth:`check_data` (no checks)."""
-        return self.loss_layer.forward(self.forward(x, True), t)
+    def step_loss(self, x: Any, t: Any, value: bool = True) -> Any:
+        """Training-mode loss of device data already checked by :meth:`check_data` (no checks).
+
+        ``value=False`` prepares ``backward`` without computing the loss value (the trainer's step)."""
+        return self.loss_layer.forward(self.forward(x, True), t, value)
 
     def backward(self) -> dict[str, Any]:
         """Backpropagate the last loss; fills each layer's gradients and returns :attr:`grads`.

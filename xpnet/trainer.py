@@ -72,7 +72,7 @@ class Trainer:
         bar = _Bar(len(steps), self.out) if self.progress else None
         for i in steps:
             idx = index[i : min(i + b, n)]  # in-bounds stop: the standard leaves out-of-bounds unspecified
-            model.step_loss(xp.take(x, idx, axis=0), xp.take(t, idx, axis=0))
+            model.step_loss(xp.take(x, idx, axis=0), xp.take(t, idx, axis=0), value=False)
             opt.update(params, model.backward())
             if bar:
                 bar.tick()
