@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import Backend, get_backend
+from .ops import row_sums
 
 
 class Loss:
@@ -32,6 +33,7 @@ class Loss:
 
     def to(self, backend: Backend) -> "Loss":
         self.backend, self.xp = backend, backend.xp
+        self.__dict__.pop("_classes", None)
         self.clear()
         return self
 
@@ -55,7 +57,7 @@ class SoftmaxCrossEntropy(Loss):
         n, c = a.shape
         m = xp.max(a, axis=1, keepdims=True)
         e = xp.exp(a - m)
-        s = xp.sum(e, axis=1, keepdims=True)
+        s = row_sums(self.backend, e)
         self.y = e / s
         self.t = self.onehot(t, c, a.dtype) if t.ndim == 1 else t
         return (xp.sum(xp.log(s) + m) - xp.sum(self.t * a)) / n if value else None
@@ -63,7 +65,10 @@ class SoftmaxCrossEntropy(Loss):
     def onehot(self, t: Any, c: int, dtype: Any) -> Any:
         """One-hot rows by comparison with ``arange(C)`` (the standard has no scatter)."""
         xp = self.xp
-        return xp.astype(t[:, None] == xp.arange(c, dtype=t.dtype, device=self.backend.device), dtype)
+        classes = getattr(self, "_classes", None)
+        if classes is None or classes.shape[0] != c or classes.dtype != t.dtype:
+            classes = self._classes = xp.arange(c, dtype=t.dtype, device=self.backend.device)
+        return xp.astype(t[:, None] == classes, dtype)
 
     def backward(self, dout: Any = 1.0) -> Any:
         return (self.y - self.t) * (dout / self.y.shape[0])

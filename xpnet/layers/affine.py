@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..ops import column_sums
 from .base import Layer, init_weight, zeros
 
 
@@ -51,7 +52,7 @@ class Affine(Layer):
 
     def backward(self, dout: Any) -> Any:
         self.dW = self.x.T @ dout
-        self.db = self.xp.sum(dout, axis=0)
+        self.db = column_sums(self.backend, dout)
         if not self.input_grad:
             return None
         dx = dout @ self.W.T
