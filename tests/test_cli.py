@@ -45,3 +45,15 @@ def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "xpnet", "train", "--epochs", "1", "--quiet"], capture_output=True,
                          text=True, check=True)
     assert "| relu" in out.stdout
+
+
+def test_bench_runs_and_reports_ratios(capsys, tmp_path):
+    argv = ["bench", "--backend", "numpy", "--network", "tiny", "--rounds", "1", "--min-time", "0.01",
+            "--json", str(tmp_path / "b.json")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "xpnet/torch" in out and "xpnet/floor" in out and "backprop is" in out
+    result = json.loads((tmp_path / "b.json").read_text())
+    row = result["rows"][0]
+    assert row["backend"] == "numpy" and row["xpnet_ms"] > 0 and row["floor_ms"] > 0
+    assert result["numgrad_vs_backprop"]["ratio"] > 10

@@ -28,7 +28,11 @@ from . import backend as B
 from .models import mlp
 from .optimizers import SGD
 
-NETWORKS = {"small": ((784, 100, 50, 10), 100), "large": ((784, 2048, 2048, 10), 1024)}
+NETWORKS = {
+    "small": ((784, 100, 50, 10), 100),
+    "large": ((784, 2048, 2048, 10), 1024),
+    "tiny": ((64, 32, 10), 32),  # a smoke test of the runner itself
+}
 
 
 def _data(sizes: tuple[int, ...], batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
