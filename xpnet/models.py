@@ -50,3 +50,36 @@ def mlp(
     if flooding is not None:
         loss = Flooding(loss, flooding)
     return Sequential(layers, loss=loss)
+
+
+def _flat_size(layers: list[L.Layer], input_shape: tuple[int, ...]) -> int:
+    import math
+
+    shape = tuple(input_shape)
+    for layer in layers:
+        shape = layer.output_shape(shape)
+    return math.prod(shape)
+
+
+def simple_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), classes: int = 10, filters: int = 30, kernel: int = 5,
+               hidden: int = 100, activation_name: str = "relu", init: str | float = "he") -> Sequential:
+    """The book's ``SimpleConvNet``: conv 30×5×5 – ReLU – max-pool 2×2 – Affine 100 – ReLU – Affine 10."""
+    features = [L.Convolution(input_shape[0], filters, kernel, init=init), activation(activation_name), L.Pooling(2, 2)]
+    n = _flat_size(features, input_shape)
+    return Sequential([*features, L.Flatten(), L.Affine(n, hidden, init=init), activation(activation_name),
+                       L.Affine(hidden, classes, init=init)], input_shape=input_shape)
+
+
+def deep_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), classes: int = 10, dropout: float = 0.5) -> Sequential:
+    """The book's ``DeepConvNet``: six 3×3 convolutions (16, 16, 32, 32, 64, 64 filters) with ReLU and a
+    max-pool after each pair, then Affine 50 – ReLU – Dropout – Affine 10 – Dropout (as the book), He init."""
+    c = input_shape[0]
+    features: list[L.Layer] = []
+    for i, (filters, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):
+        features += [L.Convolution(c, filters, 3, pad=pad), L.ReLU()]
+        c = filters
+        if i % 2:
+            features.append(L.Pooling(2, 2))
+    n = _flat_size(features, input_shape)
+    head: list[L.Layer] = [L.Flatten(), L.Affine(n, 50), L.ReLU(), L.Dropout(dropout), L.Affine(50, classes), L.Dropout(dropout)]
+    return Sequential([*features, *head], input_shape=input_shape)

@@ -16,9 +16,12 @@ from .activations import (
 from .affine import Affine
 from .base import LAYERS, Layer
 from .batchnorm import BatchNorm
+from .conv import Convolution, Flatten
 from .dropout import Dropout
+from .pooling import AvgPooling, Pooling
 
 __all__ = [
-    "ACTIVATIONS", "LAYERS", "Activation", "Affine", "BatchNorm", "Dropout", "HSwish", "Layer",
+    "ACTIVATIONS", "LAYERS", "Activation", "Affine", "AvgPooling", "BatchNorm", "Convolution", "Dropout", "Flatten",
+    "HSwish", "Layer", "Pooling",
     "LeakyReLU", "Mish", "ReLU", "ReLU6", "Sigmoid", "Swish", "Tanh", "TanhExp",
 ]

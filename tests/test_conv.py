@@ -1,0 +1,149 @@
+"""Convolution, pooling and Flatten: gradient checks (float64) on every backend, im2col identities."""
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import layers as L
+from xpnet.layers.im2col import col2im, im2col
+from conftest import host
+
+
+def _check(model, x, t, tol=1e-6):
+    errors = xpnet.gradient_check(model, x, t)
+    assert max(errors.values()) < tol, errors
+
+
+CONV_CASES = {
+    "plain": dict(c=1, fn=2, k=3, stride=1, pad=0, hw=(5, 5), n=2),
+    "stride2-pad1": dict(c=2, fn=3, k=3, stride=2, pad=1, hw=(6, 5), n=2),
+    "non-square": dict(c=2, fn=2, k=(2, 3), stride=1, pad=1, hw=(4, 5), n=2),
+    "batch-of-one": dict(c=3, fn=2, k=2, stride=1, pad=0, hw=(4, 4), n=1),
+}
+
+
+@pytest.mark.parametrize("case", list(CONV_CASES))
+def test_convolution_gradient_check(backend, rng, case):
+    p = CONV_CASES[case]
+    xpnet.set_default_dtype("float64")
+    conv = L.Convolution(p["c"], p["fn"], p["k"], stride=p["stride"], pad=p["pad"])
+    shape = conv.output_shape((p["c"], *p["hw"]))
+    model = xpnet.Sequential([conv, L.Tanh(), L.Flatten(), L.Affine(int(np.prod(shape)), 3)],
+                             input_shape=(p["c"], *p["hw"]), input_grad=True)
+    x = rng.standard_normal((p["n"], p["c"], *p["hw"]))
+    t = rng.integers(0, 3, p["n"])
+    _check(model, x, t)
+    _check_input_gradient(model, x, t)
+
+
+def _check_input_gradient(model, x, t, eps=1e-6):
+    model.gradient(x, t)
+    dx = host(model.dx)
+    num = np.zeros_like(x)
+    for i in np.ndindex(*x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += eps
+        down[i] -= eps
+        with model.frozen():
+            num[i] = (float(model.loss(up, t)) - float(model.loss(down, t))) / (2 * eps)
+    np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+@pytest.mark.parametrize("size, stride, pad", [(2, 2, 0), (3, 1, 0), (2, 1, 1), (3, 2, 1)])
+def test_pooling_gradient_check(backend, rng, pool, size, stride, pad):
+    xpnet.set_default_dtype("float64")
+    layer = (L.Pooling if pool == "max" else L.AvgPooling)(size, stride, pad)
+    conv = L.Convolution(2, 2, 2)
+    shape = layer.output_shape(conv.output_shape((2, 6, 6)))
+    model = xpnet.Sequential([conv, layer, L.Flatten(), L.Affine(int(np.prod(shape)), 3)], input_shape=(2, 6, 6),
+                             input_grad=True)
+    x = rng.standard_normal((2, 2, 6, 6))
+    t = np.array([0, 2])
+    _check(model, x, t)
+    _check_input_gradient(model, x, t)
+
+
+def test_max_pooling_values_and_routing(backend):
+    xpnet.set_default_dtype("float64")
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    layer = L.Pooling(2, 2)
+    y = host(layer.forward(xpnet.asarray(x)))
+    np.testing.assert_array_equal(y, [[[[5, 7], [13, 15]]]])
+    dx = host(layer.backward(xpnet.asarray(np.ones((1, 1, 2, 2)))))
+    expected = np.zeros((4, 4))
+    expected[[1, 1, 3, 3], [1, 3, 1, 3]] = 1
+    np.testing.assert_array_equal(dx[0, 0], expected)
+    ties = L.Pooling(2, 2)
+    ties.forward(xpnet.asarray(np.ones((1, 1, 2, 2))))
+    assert host(ties.backward(xpnet.asarray(np.ones((1, 1, 1, 1))))).sum() == 1  # one maximum gets it, not all
+
+
+def test_avg_pooling_values(backend):
+    xpnet.set_default_dtype("float64")
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    np.testing.assert_array_equal(host(L.AvgPooling(2, 2).forward(xpnet.asarray(x))), [[[[2.5, 4.5], [10.5, 12.5]]]])
+
+
+def test_convolution_matches_direct_loops(backend, rng):
+    xpnet.set_default_dtype("float64")
+    conv = L.Convolution(2, 3, (2, 3), stride=2, pad=1)
+    x = rng.standard_normal((2, 2, 5, 6))
+    y = host(conv.forward(xpnet.asarray(x)))
+    w, b = host(conv.W), host(conv.b)
+    xp_ = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    oh, ow = (5 + 2 - 2) // 2 + 1, (6 + 2 - 3) // 2 + 1
+    ref = np.zeros((2, 3, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp_[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 3]
+            ref[:, :, i, j] = np.einsum("nchw,fchw->nf", patch, w) + b
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_col2im_is_the_adjoint_of_im2col(backend, rng):
+    """<im2col(x), c> == <x, col2im(c)> for any x, c: the backward routing is exact."""
+    xpnet.set_default_dtype("float64")
+    xp = backend.xp
+    x = rng.standard_normal((2, 3, 7, 6))
+    col, oh, ow = im2col(xp, xpnet.asarray(x), 3, 2, 2, 1)
+    c = rng.standard_normal(tuple(col.shape))
+    lhs = np.sum(host(col) * c)
+    rhs = np.sum(x * host(col2im(xp, xpnet.asarray(c), x.shape, 3, 2, 2, 1)))
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+def test_shape_errors_name_the_layer():
+    with pytest.raises(ValueError, match=r"layer 0 .*Convolution.*\(N, 3, H, W\).*\('N', 1, 28, 28\)"):
+        xpnet.Sequential([L.Convolution(3, 4, 3), L.Flatten()], input_shape=(1, 28, 28))
+    with pytest.raises(ValueError, match="Convolution"):
+        L.Convolution(1, 2, 3).forward(xpnet.asarray(np.zeros((2, 28, 28))))
+    with pytest.raises(ValueError, match="does not fit|H >="):
+        xpnet.Sequential([L.Convolution(1, 2, 5), L.Flatten()], input_shape=(1, 3, 3))
+
+
+def test_book_cnns_build_and_summarise():
+    simple = xpnet.models.simple_cnn()
+    text = simple.summary()
+    assert "30 x 24 x 24" in text and "30 x 12 x 12" in text and "4320" in text
+    deep = xpnet.models.deep_cnn()
+    assert deep.shapes[-1][1] == (10,) and sum(isinstance(l, L.Convolution) for l in deep.layers) == 6
+
+
+def test_cnn_trains_on_digit_images(backend):
+    if backend.name == "array_api_strict":
+        pytest.skip("a few hundred steps of convolution: the strict backend's checks make it minutes; "
+                    "its correctness is covered by the gradient checks above")
+    (x, t), (xt, tt) = xpnet.datasets.load_digits(flatten=False)
+    xpnet.seed(0)
+    model = xpnet.models.simple_cnn(input_shape=(1, 8, 8), filters=8, kernel=3, hidden=32)
+    xpnet.Trainer(model, xpnet.optimizers.Adam(0.01), epochs=4, batch_size=50, verbose=False).fit(x, t)
+    assert model.accuracy(xt, tt) > 0.9
+
+
+def test_cnn_save_load_round_trip(rng, tmp_path):
+    model = xpnet.models.simple_cnn(input_shape=(1, 8, 8), filters=4, kernel=3, hidden=8)
+    x = rng.random((3, 1, 8, 8))
+    model.save(tmp_path / "cnn.npz")
+    loaded = xpnet.load(tmp_path / "cnn.npz")
+    np.testing.assert_allclose(host(loaded.predict(x)), host(model.predict(x)), rtol=1e-6)
