@@ -57,3 +57,9 @@ def test_bench_runs_and_reports_ratios(capsys, tmp_path):
     row = result["rows"][0]
     assert row["backend"] == "numpy" and row["xpnet_ms"] > 0 and row["floor_ms"] > 0
     assert result["numgrad_vs_backprop"]["ratio"] > 10
+
+
+@pytest.mark.parametrize("model", ["simple-cnn", "deep-cnn"])
+def test_train_the_book_cnns(capsys, model):
+    assert main(["train", "--model", model, "--optimizer", "adam", "--lr", "0.001", "--epochs", "1", "--quiet"]) == 0
+    assert f"| {model}" in capsys.readouterr().out

@@ -13,7 +13,7 @@ import numpy as np
 from . import backend as B
 from .datasets import DATASETS
 from .history import History, plot_histories
-from .models import mlp
+from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS
 from .trainer import Trainer
 
@@ -29,6 +29,7 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
             p.add_argument(flag, type=typ, default=default, help=help + f" (default {default})")
 
     opt("--dataset", str, "digits", "digits | mnist | fashion-mnist")
+    opt("--model", str, "mlp", "mlp (--hidden, --activation, ...) | simple-cnn | deep-cnn (the book's CNNs)")
     opt("--backend", str, "numpy", "numpy | cupy | torch | array_api_strict")
     opt("--hidden", str, "100,50", "hidden layer sizes, comma separated")
     opt("--activation", str, "relu", "relu | sigmoid | tanh | leakyrelu | relu6 | swish | mish | hswish | tanhexp")
@@ -55,10 +56,26 @@ CONVERT = {"hswish_n": float, "lr": float, "momentum": float, "batch_size": int,
            "flooding": float, "weight_decay": float, "dropout": float}
 
 
-def _load_data(name: str, path: str | None):
+MODELS = ("mlp", "simple-cnn", "deep-cnn")
+
+
+def _load_data(name: str, path: str | None, images: bool = False):
     if name not in DATASETS:
-        raise SystemExit(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    return DATASETS[name]() if name == "digits" else DATASETS[name](path)
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    return DATASETS[name](flatten=not images) if name == "digits" else DATASETS[name](path, flatten=not images)
+
+
+def _build(cfg: dict[str, Any], x: np.ndarray, t: np.ndarray):
+    classes = int(t.max()) + 1 if t.ndim == 1 else t.shape[1]
+    if cfg["model"] == "simple-cnn":
+        return simple_cnn(tuple(x.shape[1:]), classes, activation_name=cfg["activation"])
+    if cfg["model"] == "deep-cnn":
+        return deep_cnn(tuple(x.shape[1:]), classes)
+    if cfg["model"] != "mlp":
+        raise ValueError(f"unknown model {cfg['model']!r}; valid: {', '.join(MODELS)}")
+    hidden = [int(h) for h in str(cfg["hidden"]).split(",") if h.strip()]
+    return mlp([int(np.prod(x.shape[1:])), *hidden, classes], cfg["activation"], dropout=cfg["dropout"],
+               batchnorm=cfg["batchnorm"], init=_init(cfg["init"]), flooding=cfg["flooding"], hswish_n=cfg["hswish_n"])
 
 
 def _init(value: str) -> str | float:
@@ -75,13 +92,10 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
     B.set_default_dtype(cfg["dtype"])
     with B.use_backend(backend):
         B.seed(cfg["seed"])
-        hidden = [int(h) for h in str(cfg["hidden"]).split(",") if h.strip()]
-        model = mlp([int(np.prod(x.shape[1:])), *hidden, int(t.max()) + 1 if t.ndim == 1 else t.shape[1]],
-                    cfg["activation"], dropout=cfg["dropout"], batchnorm=cfg["batchnorm"], init=_init(cfg["init"]),
-                    flooding=cfg["flooding"], hswish_n=cfg["hswish_n"])
+        model = _build(cfg, x, t)
     name = cfg["optimizer"].lower()
     if name not in OPTIMIZERS:
-        raise SystemExit(f"unknown optimizer {cfg['optimizer']!r}; valid: {', '.join(OPTIMIZERS)}")
+        raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; valid: {', '.join(OPTIMIZERS)}")
     kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
     if name in ("momentum", "nesterov"):
         kwargs["momentum"] = cfg["momentum"]
@@ -113,13 +127,13 @@ def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequen
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = {k: getattr(args, k) for k in (*CONVERT, "dataset", "backend", "hidden", "activation", "optimizer",
+    cfg = {k: getattr(args, k) for k in (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer",
                                          "dtype", "init", "batchnorm")}
-    data = _load_data(args.dataset, args.data_path)
+    data = _load_data(args.dataset, args.data_path, images=args.model != "mlp")
     start = time.perf_counter()
     model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet)
     wall = time.perf_counter() - start
-    print(format_table([(cfg, history.summary())], ["activation"]))
+    print(format_table([(cfg, history.summary())], ["model" if args.model != "mlp" else "activation"]))
     print(f"wall time {wall:.1f} s (training and per-epoch evaluation: {history.seconds:.1f} s)")
     if args.save:
         model.save(args.save, optimizer=optimizer)
@@ -132,8 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    defaults = {a.dest: a.default for a in _train_parser()._actions if a.dest in (*CONVERT, "dataset", "backend",
-                "hidden", "activation", "optimizer", "dtype", "init")}
+    defaults = {a.dest: a.default for a in _train_parser()._actions if a.dest in (*CONVERT, "dataset", "model",
+                "backend", "hidden", "activation", "optimizer", "dtype", "init")}
     grid: dict[str, list[Any]] = {}
     for key, default in defaults.items():
         given = getattr(args, key)
@@ -145,9 +159,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cfg = dict(zip(grid, combo), batchnorm=args.batchnorm)
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
         print(f"== {label}", flush=True)
-        if cfg["dataset"] not in datasets:
-            datasets[cfg["dataset"]] = _load_data(cfg["dataset"], args.data_path)
-        _, _, history = run_config(cfg, datasets[cfg["dataset"]], args.device, verbose=not args.quiet)
+        images = cfg["model"] != "mlp"
+        if (cfg["dataset"], images) not in datasets:
+            datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
+        _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet)
         rows.append((cfg, history.summary()))
         histories[label] = history
     print(format_table(rows, varied))

@@ -16,7 +16,8 @@ def out_size(size: int, kernel: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
 
-def _window(start: int, count: int, stride: int) -> slice:
+def window(start: int, count: int, stride: int) -> slice:
+    """Indices start, start+stride, ... (count of them) as a slice."""
     # stop kept inside the array: the standard leaves out-of-bounds slice stops unspecified
     return slice(start, start + stride * (count - 1) + 1, stride)
 
@@ -32,7 +33,7 @@ def im2col(xp: Any, x: Any, kh: int, kw: int, stride: int, pad: int) -> tuple[An
         padded = xp.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype, device=x.device)
         padded[:, pad : pad + h, pad : pad + w, :] = xt
         xt = padded
-    pieces = [xt[:, _window(i, oh, stride), _window(j, ow, stride), :] for i in range(kh) for j in range(kw)]
+    pieces = [xt[:, window(i, oh, stride), window(j, ow, stride), :] for i in range(kh) for j in range(kw)]
     col = xp.stack(pieces, axis=-1)  # (N, OH, OW, C, KH·KW)
     return xp.reshape(col, (n * oh * ow, c * kh * kw)), oh, ow
 
@@ -45,7 +46,7 @@ def col2im(xp: Any, col: Any, shape: tuple[int, ...], kh: int, kw: int, stride: 
     dx = xp.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=col.dtype, device=col.device)
     for i in range(kh):
         for j in range(kw):
-            region = (slice(None), _window(i, oh, stride), _window(j, ow, stride), slice(None))
+            region = (slice(None), window(i, oh, stride), window(j, ow, stride), slice(None))
             dx[region] = dx[region] + col[..., i * kw + j]
     if pad:
         dx = dx[:, pad : pad + h, pad : pad + w, :]

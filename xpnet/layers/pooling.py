@@ -1,4 +1,11 @@
-"""Max and average pooling over im2col windows (NCHW)."""
+"""Max and average pooling (NCHW), computed window position by window position.
+
+For each of the PH·PW positions in a window, one strided slice of the (padded) input covers that
+position in every window at once; the output is their elementwise max (or mean). Loops run over
+the window only, never over the batch or the output pixels, and there is no reduction over a
+short axis (slow on NumPy) and no scatter: the backward pass adds each slice's share into the
+input gradient with slice assignment.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,11 @@ from typing import Any
 
 from .base import Layer
 from .conv import pair
-from .im2col import col2im, im2col, out_size
+from .im2col import out_size, window
 
 
 class _Pool(Layer):
-    """Shared mechanics: windows as rows of ``(N·OH·OW·C, PH·PW)``; subclasses reduce and route."""
+    """Shared mechanics: padding, the window positions, shape checks; subclasses combine and route."""
 
     def __init__(self, size: int | tuple[int, int] = 2, stride: int | None = None, pad: int = 0) -> None:
         super().__init__()
@@ -27,64 +34,86 @@ class _Pool(Layer):
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != 3:
             raise self._mismatch("(N, C, H, W)", ("N", *shape))
-        (ph, pw), s, p = self.size, self.stride, self.pad
-        oh, ow = out_size(shape[1], ph, s, p), out_size(shape[2], pw, s, p)
+        oh, ow = self._out(shape[1], shape[2])
         if oh < 1 or ow < 1:
-            raise self._mismatch(f"(N, C, H >= {ph}, W >= {pw})", ("N", *shape))
+            raise self._mismatch(f"(N, C, H >= {self.size[0] - 2 * self.pad}, W >= {self.size[1] - 2 * self.pad})", ("N", *shape))
         return (shape[0], oh, ow)
 
+    def _out(self, h: int, w: int) -> tuple[int, int]:
+        return out_size(h, self.size[0], self.stride, self.pad), out_size(w, self.size[1], self.stride, self.pad)
+
+    def _regions(self, h: int, w: int) -> list[tuple[slice, ...]]:
+        """One index per window position: that position in every window."""
+        oh, ow = self._out(h, w)
+        return [(slice(None), slice(None), window(i, oh, self.stride), window(j, ow, self.stride))
+                for i in range(self.size[0]) for j in range(self.size[1])]
+
     def forward(self, x: Any, train: bool = True) -> Any:
-        xp = self.xp
+        xp, p = self.xp, self.pad
         if x.ndim != 4:
             raise self._mismatch("(N, C, H, W)", tuple(x.shape))
-        (ph, pw), n, c = self.size, x.shape[0], x.shape[1]
-        col, oh, ow = im2col(xp, x, ph, pw, self.stride, self.pad)
-        windows = xp.reshape(col, (-1, ph * pw))
-        out = self.reduce(windows, train)
-        self.x_shape, self.oh, self.ow = tuple(x.shape), oh, ow
-        return xp.permute_dims(xp.reshape(out, (n, oh, ow, c)), (0, 3, 1, 2))
+        n, c, h, w = x.shape
+        if self._out(h, w)[0] < 1 or self._out(h, w)[1] < 1:
+            raise self._mismatch(f"(N, C, H >= {self.size[0]}, W >= {self.size[1]})", tuple(x.shape))
+        if p:
+            padded = xp.zeros((n, c, h + 2 * p, w + 2 * p), dtype=x.dtype, device=x.device)
+            padded[:, :, p : p + h, p : p + w] = x
+            x = padded
+        self.x_shape, self.padded_shape = (n, c, h, w), tuple(x.shape)
+        return self.combine([x[r] for r in self._regions(h, w)], train)
 
     def backward(self, dout: Any) -> Any:
-        xp = self.xp
-        d = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (-1, 1))
-        dcol = xp.reshape(self.route(d), (-1, self.x_shape[1] * self.size[0] * self.size[1]))
-        return col2im(xp, dcol, self.x_shape, *self.size, self.stride, self.pad)
+        xp, p = self.xp, self.pad
+        n, c, h, w = self.x_shape
+        dx = xp.zeros(self.padded_shape, dtype=dout.dtype, device=dout.device)
+        for region, share in zip(self._regions(h, w), self.route(dout)):
+            dx[region] = dx[region] + share
+        return dx[:, :, p : p + h, p : p + w] if p else dx
 
-    def reduce(self, windows: Any, train: bool) -> Any:
+    def combine(self, pieces: list[Any], train: bool) -> Any:
+        """The output from the input's value at each window position."""
         raise NotImplementedError
 
-    def route(self, d: Any) -> Any:
-        """``(rows, 1)`` output gradients → ``(rows, PH·PW)`` window gradients."""
+    def route(self, dout: Any) -> list[Any]:
+        """The gradient's share for each window position."""
         raise NotImplementedError
 
 
 class Pooling(_Pool):
-    """Max pooling (the book's ``Pooling``): the gradient goes to each window's first maximum,
-    selected by comparing ``argmax`` with ``arange`` (no scatter)."""
+    """Max pooling (the book's ``Pooling``): each window's gradient goes to its first maximum."""
 
-    def reduce(self, windows, train):
+    def combine(self, pieces, train):
         xp = self.xp
-        if train:
-            k = windows.shape[1]
-            arg = xp.argmax(windows, axis=1)
-            self.mask = xp.astype(arg[:, None] == xp.arange(k, dtype=arg.dtype, device=self.backend.device), windows.dtype)
-        return xp.max(windows, axis=1)
+        out = pieces[0]
+        for piece in pieces[1:]:
+            out = xp.maximum(out, piece)
+        if train:  # one 0/1 mask per window position, marking the first maximum only (ties: once)
+            masks, taken = [], None
+            for piece in pieces:
+                hit = piece == out if taken is None else (piece == out) & ~taken
+                taken = hit if taken is None else taken | hit
+                masks.append(xp.astype(hit, out.dtype))
+            self.masks = masks
+        return out
 
-    def route(self, d):
-        if self.mask is None:
+    def route(self, dout):
+        if self.masks is None:
             raise RuntimeError(f"layer {self.name}: backward() needs a forward pass with train=True first")
-        return self.mask * d
+        return [dout * m for m in self.masks]
 
     def clear(self):
-        self.mask = None
+        self.masks = None
 
 
 class AvgPooling(_Pool):
     """Average pooling: every element of a window receives ``dout / (PH·PW)``."""
 
-    def reduce(self, windows, train):
-        return self.xp.mean(windows, axis=1)
+    def combine(self, pieces, train):
+        out = pieces[0]
+        for piece in pieces[1:]:
+            out = out + piece
+        return out * (1.0 / len(pieces))
 
-    def route(self, d):
-        k = self.size[0] * self.size[1]
-        return self.xp.broadcast_to(d * (1.0 / k), (d.shape[0], k))
+    def route(self, dout):
+        share = dout * (1.0 / (self.size[0] * self.size[1]))
+        return [share] * (self.size[0] * self.size[1])
