@@ -31,10 +31,11 @@ def _reset():
     xpnet.set_backend("numpy")
 
 
-@pytest.fixture(params=BACKEND_NAMES)
+@pytest.fixture(params=[*BACKEND_NAMES, "torch:cuda"])
 def backend(request):
+    name, _, device = request.param.partition(":")
     try:
-        b = xpnet.set_backend(request.param)
+        b = xpnet.set_backend(name, device=device or None)
     except BackendUnavailableError as e:
         pytest.skip(f"backend {request.param} unavailable here: {e}")
     yield b

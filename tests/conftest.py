@@ -21,15 +21,16 @@ def _restore_global_state():
 
 
 def _activate(name: str):
+    name, _, device = name.partition(":")
     try:
-        return xpnet.set_backend(name)
+        return xpnet.set_backend(name, device=device or None)
     except BackendUnavailableError as e:  # e.g. no CUDA device on this machine
         pytest.skip(f"backend {name} unavailable here: {e}")
 
 
-@pytest.fixture(params=BACKEND_NAMES)
+@pytest.fixture(params=[*BACKEND_NAMES, "torch:cuda"])
 def backend(request):
-    """Activates each backend in turn (skipped, with the reason, where it cannot run)."""
+    """Activates each backend in turn, torch on CUDA too (skipped, with the reason, where it cannot run)."""
     return _activate(request.param)
 
 

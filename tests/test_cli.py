@@ -63,3 +63,16 @@ def test_bench_runs_and_reports_ratios(capsys, tmp_path):
 def test_train_the_book_cnns(capsys, model):
     assert main(["train", "--model", model, "--optimizer", "adam", "--lr", "0.001", "--epochs", "1", "--quiet"]) == 0
     assert f"| {model}" in capsys.readouterr().out
+
+
+def test_gpu_check_script_dry_run(tmp_path):
+    """The GPU acceptance script runs end to end on the CPU (its --dry-run) and writes its results."""
+    import pathlib
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    run = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for name in ("env.txt", "summary.txt", "tests.xml", "train_mlp.json", "train_cnn.json", "benchmarks.json",
+                 "bench_numpy.json"):
+        assert (tmp_path / name).exists(), name
+    assert "all steps passed" in (tmp_path / "summary.txt").read_text()

@@ -153,6 +153,30 @@ class Backend:
         elif self.name == "torch" and self.device.type == "cuda":
             self._lib.cuda.synchronize(self.device)
 
+    @contextlib.contextmanager
+    def forbid_sync(self) -> Iterator[None]:
+        """Inside, a host–device synchronisation raises (CuPy: ``cupyx.allow_synchronize(False)``;
+        CUDA torch: ``torch.cuda.set_sync_debug_mode("error")``). A no-op on CPU backends, where
+        there is nothing to synchronise. Used to prove the training step never waits for the GPU."""
+        if self.name == "cupy":
+            import cupyx
+
+            with cupyx.allow_synchronize(False):
+                yield
+        elif self.name == "torch" and self.device.type == "cuda":
+            previous = self._lib.cuda.get_sync_debug_mode()
+            self._lib.cuda.set_sync_debug_mode("error")
+            try:
+                yield
+            finally:
+                self._lib.cuda.set_sync_debug_mode(previous)
+        else:
+            yield
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name == "cupy" or (self.name == "torch" and self.device.type == "cuda")
+
     def __str__(self) -> str:
         return f"{self.name} ({self.device})"
 

@@ -57,6 +57,7 @@ class Optimizer:
                 raise ValueError(f"no gradient for parameter {key!r}: call model.backward() before the update")
             state = self.state.get(key)
             if state is None:
+                self.check_dtype(key, p)
                 state = self.state[key] = {s: p * 0.0 for s in self.slots}  # zeros like p, same device
             if self.weight_decay and self.decays(key):
                 if self.decoupled:
@@ -74,6 +75,15 @@ class Optimizer:
     def step(self, model: Any) -> None:
         """``update(model.params, model.grads)``."""
         self.update(model.params, model.grads)
+
+    def check_dtype(self, key: str, p: Any) -> None:
+        """Refuse hyper-parameters that the parameter's dtype cannot represent (checked on the host)."""
+        eps = getattr(self, "eps", None)
+        if eps is not None and str(p.dtype).endswith("float16") and "bfloat16" not in str(p.dtype) and eps < 6e-8:
+            raise ValueError(
+                f"{type(self).__name__}: eps={eps} underflows to 0 in float16 (parameter {key!r}) and the update "
+                f"would divide by zero; use eps >= 1e-4 with float16, or bfloat16/float32"
+            )
 
     def begin_step(self) -> None:
         """Per-step host computations (e.g. Adam's bias correction), before the parameters."""
