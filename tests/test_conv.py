@@ -147,3 +147,24 @@ def test_cnn_save_load_round_trip(rng, tmp_path):
     model.save(tmp_path / "cnn.npz")
     loaded = xpnet.load(tmp_path / "cnn.npz")
     np.testing.assert_allclose(host(loaded.predict(x)), host(model.predict(x)), rtol=1e-6)
+
+
+def test_cnn_cross_backend_equivalence(rng):
+    """Same seed and data → same CNN outputs and gradients on every CPU backend (float64)."""
+    x, t = rng.standard_normal((3, 2, 7, 7)), np.array([0, 2, 1])
+    results = {}
+    for name in ("numpy", "torch", "array_api_strict"):
+        try:
+            xpnet.set_backend(name)
+        except xpnet.BackendUnavailableError:
+            continue
+        xpnet.set_default_dtype("float64")
+        xpnet.seed(3)
+        model = xpnet.Sequential([L.Convolution(2, 3, 3, stride=2, pad=1), L.ReLU(), L.Pooling(2, 1), L.Convolution(3, 2, 2),
+                                  L.AvgPooling(1), L.Flatten(), L.Affine(8, 3)], input_shape=(2, 7, 7))
+        results[name] = (host(model.predict(x)), {k: host(v) for k, v in model.gradient(x, t).items()})
+    y0, g0 = results["numpy"]
+    for name, (y, g) in results.items():
+        np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12, err_msg=name)
+        for k in g0:
+            np.testing.assert_allclose(g[k], g0[k], rtol=1e-10, atol=1e-12, err_msg=f"{name} {k}")

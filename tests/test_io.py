@@ -143,3 +143,17 @@ def test_other_files_are_refused(tmp_path):
         xpnet.load(tmp_path / "text.npz")
     with pytest.raises(FileNotFoundError):
         xpnet.load(tmp_path / "absent.npz")
+
+
+def test_load_restores_a_given_optimizer(rng, tmp_path):
+    model, opt, x = trained(rng)
+    model.save(tmp_path / "m.npz", optimizer=opt)
+    fresh = Adam(0.01)
+    loaded = xpnet.load(tmp_path / "m.npz", optimizer=fresh)
+    assert fresh.t == opt.t
+    assert loaded.params["0.W"].shape == model.params["0.W"].shape
+    with pytest.raises(ValueError, match="Adam state, not SGD"):
+        xpnet.load(tmp_path / "m.npz", optimizer=xpnet.optimizers.SGD(0.1))
+    model.save(tmp_path / "plain.npz")
+    with pytest.raises(ValueError, match="no optimizer state"):
+        xpnet.load(tmp_path / "plain.npz", optimizer=Adam())

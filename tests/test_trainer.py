@@ -138,3 +138,13 @@ def test_weight_decay_adds_the_penalty_to_the_reported_loss(rng):
     b = xpnet.Trainer(model, SGD(1e-12, weight_decay=0.1), epochs=1, verbose=False).fit(x, t)
     penalty = 0.05 * sum(float(np.sum(xpnet.to_numpy(model.params[k]) ** 2)) for k in ("0.W", "2.W"))
     assert b.records[0]["train_loss"] == pytest.approx(a.records[0]["train_loss"] + penalty, rel=1e-5)
+
+
+def test_history_columns_as_attributes(tmp_path, rng):
+    x, t = blobs(rng)
+    h = xpnet.Trainer(make(), SGD(0.1), epochs=2, verbose=False).fit(x, t, x, t)
+    assert h.test_acc == h["test_acc"] and len(h.seconds) == 2 and h.total_seconds == pytest.approx(sum(h.seconds))
+    h.to_json(tmp_path / "a.json")
+    h.to_csv(tmp_path / "a.csv")
+    assert xpnet.History.load(tmp_path / "a.json").train_loss == h.train_loss
+    assert (tmp_path / "a.csv").read_text() == h.to_csv()

@@ -134,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet)
     wall = time.perf_counter() - start
     print(format_table([(cfg, history.summary())], ["model" if args.model != "mlp" else "activation"]))
-    print(f"wall time {wall:.1f} s (training and per-epoch evaluation: {history.seconds:.1f} s)")
+    print(f"wall time {wall:.1f} s (training and per-epoch evaluation: {history.total_seconds:.1f} s)")
     if args.save:
         model.save(args.save, optimizer=optimizer)
         print(f"model saved to {args.save}")

@@ -30,6 +30,14 @@ class History:
         """A column: ``history["test_acc"]``."""
         return [r.get(name) for r in self.records]
 
+    # the columns as attributes: history.test_acc, history.seconds (per epoch), ...
+    epoch = property(lambda self: self["epoch"])
+    train_acc = property(lambda self: self["train_acc"])
+    train_loss = property(lambda self: self["train_loss"])
+    test_acc = property(lambda self: self["test_acc"])
+    test_loss = property(lambda self: self["test_loss"])
+    seconds = property(lambda self: self["seconds"])
+
     def epochs_to(self, accuracy: float, split: str = "test") -> int | None:
         """The first epoch whose accuracy reaches ``accuracy`` (the TS95/97/98 columns), or None."""
         for r in self.records:
@@ -38,7 +46,7 @@ class History:
         return None
 
     @property
-    def seconds(self) -> float:
+    def total_seconds(self) -> float:
         return sum(r["seconds"] for r in self.records)
 
     def best(self, split: str = "test") -> float | None:
@@ -59,18 +67,25 @@ class History:
             "TS95": self.epochs_to(0.95),
             "TS97": self.epochs_to(0.97),
             "TS98": self.epochs_to(0.98),
-            "time": round(self.seconds, 1),
+            "time": round(self.total_seconds, 1),
         }
 
     # -- files ----------------------------------------------------------------------------
-    def to_json(self) -> str:
-        return json.dumps({"config": self.config, "records": self.records, "summary": self.summary()}, indent=2)
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The records, config and summary as JSON (also written to ``path`` if given)."""
+        text = json.dumps({"config": self.config, "records": self.records, "summary": self.summary()}, indent=2)
+        if path is not None:
+            pathlib.Path(path).write_text(text)
+        return text
 
-    def to_csv(self) -> str:
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """One row per epoch (also written to ``path`` if given)."""
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.records)
+        if path is not None:
+            pathlib.Path(path).write_text(out.getvalue())
         return out.getvalue()
 
     def save(self, path: str | os.PathLike) -> None:

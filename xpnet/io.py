@@ -151,6 +151,18 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
     return model, opt
 
 
-def load(path: str | os.PathLike, backend: str | Backend | None = None, device: Any = None) -> Sequential:
-    """A model saved by ``model.save(path)``, rebuilt on ``backend`` (default: the active one)."""
-    return load_checkpoint(path, backend, device)[0]
+def load(path: str | os.PathLike, backend: str | Backend | None = None, device: Any = None,
+         optimizer: optimizers.Optimizer | None = None) -> Sequential:
+    """A model saved by ``model.save(path)``, rebuilt on ``backend`` (default: the active one).
+
+    With ``optimizer``, its state (steps, moments) is restored from the file in place; the file must
+    hold the state of an optimizer of the same class.
+    """
+    model, saved = load_checkpoint(path, backend, device)
+    if optimizer is not None:
+        if saved is None:
+            raise ValueError(f"{path}: holds no optimizer state (save with model.save(path, optimizer=opt))")
+        if type(saved) is not type(optimizer):
+            raise ValueError(f"{path}: holds {type(saved).__name__} state, not {type(optimizer).__name__}")
+        optimizer.load_state_dict(saved.state_dict(), model.params)
+    return model
