@@ -44,25 +44,33 @@ def test_conv_gemm_floor(benchmark, backend):
     benchmark(synced(backend, lambda: col @ w_col))
 
 
-@pytest.mark.benchmark(group="conv-forward")
-def test_conv_forward_torch_peer(benchmark, backend):
+def _torch_conv(backend, requires_grad=False):
+    """The PyTorch peer's input and weight, beside ``backend``, and a synchronising wrapper."""
     if backend.name == "array_api_strict":
         pytest.skip("PyTorch CPU, the peer, is measured beside numpy and torch")
     import torch
 
     layer, x = _conv(backend)
     device = torch_device(backend)
-    tx = torch.from_numpy(xpnet.to_numpy(x)).to(device)
-    w = torch.from_numpy(xpnet.to_numpy(layer.W)).to(device)
-    cuda = tx.is_cuda
+    tx = torch.from_numpy(xpnet.to_numpy(x)).to(device).requires_grad_(requires_grad)
+    w = torch.from_numpy(xpnet.to_numpy(layer.W)).to(device).requires_grad_(requires_grad)
 
-    def run():
-        out = torch.nn.functional.conv2d(tx, w)
-        if cuda:
-            torch.cuda.synchronize()
-        return out
+    def synced_torch(f):
+        def run():
+            out = f()
+            if tx.is_cuda:
+                torch.cuda.synchronize()
+            return out
 
-    benchmark(run)
+        return run
+
+    return torch, tx, w, synced_torch
+
+
+@pytest.mark.benchmark(group="conv-forward")
+def test_conv_forward_torch_peer(benchmark, backend):
+    torch, tx, w, synced_torch = _torch_conv(backend)
+    benchmark(synced_torch(lambda: torch.nn.functional.conv2d(tx, w)))
 
 
 @pytest.mark.benchmark(group="conv-backward")
@@ -82,25 +90,10 @@ def test_conv_col2im_only(benchmark, backend):
 
 @pytest.mark.benchmark(group="conv-backward")
 def test_conv_backward_torch_peer(benchmark, backend):
-    if backend.name == "array_api_strict":
-        pytest.skip("PyTorch CPU, the peer, is measured beside numpy and torch")
-    import torch
-
-    layer, x = _conv(backend)
-    device = torch_device(backend)
-    tx = torch.from_numpy(xpnet.to_numpy(x)).to(device).requires_grad_(True)
-    w = torch.from_numpy(xpnet.to_numpy(layer.W)).to(device).requires_grad_(True)
+    torch, tx, w, synced_torch = _torch_conv(backend, requires_grad=True)
     out = torch.nn.functional.conv2d(tx, w)
     dout = torch.ones_like(out)
-    cuda = tx.is_cuda
-
-    def run():
-        grads = torch.autograd.grad(out, (tx, w), dout, retain_graph=True)
-        if cuda:
-            torch.cuda.synchronize()
-        return grads
-
-    benchmark(run)
+    benchmark(synced_torch(lambda: torch.autograd.grad(out, (tx, w), dout, retain_graph=True)))
 
 
 @pytest.mark.benchmark(group="step-cnn")

@@ -6,7 +6,7 @@ import pytest
 import xpnet
 from xpnet import layers as L
 from xpnet.layers.im2col import col2im, im2col
-from conftest import host
+from conftest import assert_input_gradient, assert_same_on_cpu_backends, host
 
 
 def _check(model, x, t, tol=1e-6):
@@ -33,20 +33,7 @@ def test_convolution_gradient_check(backend, rng, case):
     x = rng.standard_normal((p["n"], p["c"], *p["hw"]))
     t = rng.integers(0, 3, p["n"])
     _check(model, x, t)
-    _check_input_gradient(model, x, t)
-
-
-def _check_input_gradient(model, x, t, eps=1e-6):
-    model.gradient(x, t)
-    dx = host(model.dx)
-    num = np.zeros_like(x)
-    for i in np.ndindex(*x.shape):
-        up, down = x.copy(), x.copy()
-        up[i] += eps
-        down[i] -= eps
-        with model.frozen():
-            num[i] = (float(model.loss(up, t)) - float(model.loss(down, t))) / (2 * eps)
-    np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-8)
+    assert_input_gradient(model, x, t)
 
 
 @pytest.mark.parametrize("pool", ["max", "avg"])
@@ -61,7 +48,7 @@ def test_pooling_gradient_check(backend, rng, pool, size, stride, pad):
     x = rng.standard_normal((2, 2, 6, 6))
     t = np.array([0, 2])
     _check(model, x, t)
-    _check_input_gradient(model, x, t)
+    assert_input_gradient(model, x, t)
 
 
 def test_max_pooling_values_and_routing(backend):
@@ -151,20 +138,7 @@ def test_cnn_save_load_round_trip(rng, tmp_path):
 
 def test_cnn_cross_backend_equivalence(rng):
     """Same seed and data → same CNN outputs and gradients on every CPU backend (float64)."""
-    x, t = rng.standard_normal((3, 2, 7, 7)), np.array([0, 2, 1])
-    results = {}
-    for name in ("numpy", "torch", "array_api_strict"):
-        try:
-            xpnet.set_backend(name)
-        except xpnet.BackendUnavailableError:
-            continue
-        xpnet.set_default_dtype("float64")
-        xpnet.seed(3)
-        model = xpnet.Sequential([L.Convolution(2, 3, 3, stride=2, pad=1), L.ReLU(), L.Pooling(2, 1), L.Convolution(3, 2, 2),
-                                  L.AvgPooling(1), L.Flatten(), L.Affine(8, 3)], input_shape=(2, 7, 7))
-        results[name] = (host(model.predict(x)), {k: host(v) for k, v in model.gradient(x, t).items()})
-    y0, g0 = results["numpy"]
-    for name, (y, g) in results.items():
-        np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12, err_msg=name)
-        for k in g0:
-            np.testing.assert_allclose(g[k], g0[k], rtol=1e-10, atol=1e-12, err_msg=f"{name} {k}")
+    assert_same_on_cpu_backends(
+        lambda: xpnet.Sequential([L.Convolution(2, 3, 3, stride=2, pad=1), L.ReLU(), L.Pooling(2, 1), L.Convolution(3, 2, 2),
+                                  L.AvgPooling(1), L.Flatten(), L.Affine(8, 3)], input_shape=(2, 7, 7)),
+        rng.standard_normal((3, 2, 7, 7)), np.array([0, 2, 1]))

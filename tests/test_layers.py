@@ -8,7 +8,7 @@ import pytest
 import xpnet
 from xpnet import layers as L
 from xpnet import losses
-from conftest import host
+from conftest import assert_input_gradient, host
 
 ACTIVATION_FACTORIES = {
     "ReLU": L.ReLU,
@@ -72,17 +72,7 @@ def test_batchnorm_input_gradient(backend, rng):
     model = xpnet.Sequential([L.BatchNorm(4), L.Tanh(), L.Affine(4, 3)], input_shape=(4,), input_grad=True)
     x = rng.standard_normal((5, 4))
     t = np.array([0, 1, 2, 0, 1])
-    model.gradient(x, t)
-    dx = host(model.dx)
-    eps = 1e-6
-    num = np.zeros_like(x)
-    for i in np.ndindex(*x.shape):
-        xp_, xm = x.copy(), x.copy()
-        xp_[i] += eps
-        xm[i] -= eps
-        with model.frozen():
-            num[i] = (float(model.loss(xp_, t)) - float(model.loss(xm, t))) / (2 * eps)
-    np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-8)
+    assert_input_gradient(model, x, t)
 
 
 def test_batchnorm_train_and_eval(backend, rng):
