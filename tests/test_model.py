@@ -167,3 +167,12 @@ def test_end_to_end_digits(rng):
         history = trainer.fit(x, t, xt, tt)
         assert model.accuracy(xt, tt) > 0.90, name
         assert history.records[-1]["test_acc"] == pytest.approx(model.accuracy(xt, tt))
+
+
+def test_affine_first_model_accepts_image_input(backend):
+    """Affine flattens N-D input like the book: an MLP takes (N, 1, 8, 8) images as they are."""
+    (x, t), _ = xpnet.datasets.load_digits(flatten=False)
+    model = xpnet.models.mlp([64, 20, 10])
+    flat = host(model.predict(x[:5].reshape(5, -1)))
+    np.testing.assert_allclose(host(model.predict(x[:5])), flat, rtol=1e-6)
+    assert float(model.loss(x[:5], t[:5])) > 0

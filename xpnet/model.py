@@ -92,11 +92,8 @@ class Sequential:
 
     # -- data at the boundary -------------------------------------------------------------
     def _input(self, x: Any) -> Any:
-        x = self.backend.asarray(x, self.dtype, strict=True)
-        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape and x.ndim != 2:
-            # 2-D input is flattened by Affine; any other rank must match the declared shape
-            raise ValueError(f"model input: expected per-sample shape {self.input_shape}, got {tuple(x.shape)}")
-        return x
+        """Input onto the model's backend and dtype (each layer checks the shape it needs)."""
+        return self.backend.asarray(x, self.dtype, strict=True)
 
     def _target(self, t: Any) -> Any:
         t = self.backend.asarray(t, strict=True)
