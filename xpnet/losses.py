@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import Backend, get_backend
-from .ops import row_sums
+from .ops import Ones, row_sums
 
 
 class Loss:
@@ -52,12 +52,16 @@ class SoftmaxCrossEntropy(Loss):
     or one-hot (or soft) targets of shape ``(N, C)``.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.ones = Ones(column=True)  # for the row sums Σ_c e^(a - max)
+
     def forward(self, a: Any, t: Any, value: bool = True) -> Any:
         xp = self.xp
         n, c = a.shape
         m = xp.max(a, axis=1, keepdims=True)
         e = xp.exp(a - m)
-        s = row_sums(self.backend, e)
+        s = row_sums(self.backend, self.ones, e)
         self.y = e / s
         self.t = self.onehot(t, c, a.dtype) if t.ndim == 1 else t
         return (xp.sum(xp.log(s) + m) - xp.sum(self.t * a)) / n if value else None

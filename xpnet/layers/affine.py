@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..ops import column_sums
+from ..ops import Ones, column_sums
 from .base import Layer, init_weight, zeros
 
 
@@ -27,6 +27,7 @@ class Affine(Layer):
         self.b = zeros(self.backend, (out_features,))
         self.x: Any = None
         self.x_shape: tuple[int, ...] = ()
+        self.ones = Ones()  # for db = ones·dY
 
     def config(self) -> dict[str, Any]:
         return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init}
@@ -52,7 +53,7 @@ class Affine(Layer):
 
     def backward(self, dout: Any) -> Any:
         self.dW = self.x.T @ dout
-        self.db = column_sums(self.backend, dout)
+        self.db = column_sums(self.backend, self.ones, dout)
         if not self.input_grad:
             return None
         dx = dout @ self.W.T

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..ops import column_sums
+from ..ops import Ones, column_sums
 from .base import Layer, init_weight, zeros
 from .im2col import col2im, im2col, out_size
 
@@ -34,6 +34,7 @@ class Convolution(Layer):
         fan_in = self.in_channels * kh * kw
         self.W = init_weight(self.backend, (self.out_channels, self.in_channels, kh, kw), fan_in, init)
         self.b = zeros(self.backend, (self.out_channels,))
+        self.ones = Ones()  # for db = ones·dY
         self.clear()
 
     def config(self) -> dict[str, Any]:
@@ -64,7 +65,7 @@ class Convolution(Layer):
     def backward(self, dout: Any) -> Any:
         xp = self.xp
         dout = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (-1, self.out_channels))
-        self.db = column_sums(self.backend, dout)
+        self.db = column_sums(self.backend, self.ones, dout)
         self.dW = xp.reshape(xp.matrix_transpose(dout) @ self.col, self.W.shape)
         if not self.input_grad:
             return None
