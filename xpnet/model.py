@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Iterable, Iterator
 
 from .backend import Backend, resolve_backend
@@ -86,8 +87,7 @@ class Sequential:
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
 
     def n_params(self) -> int:
-        import math
-
+        """The number of trained scalars."""
         return sum(math.prod(p.shape) for p in self.params.values())
 
     # -- data at the boundary -------------------------------------------------------------
