@@ -54,6 +54,8 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
 
 CONVERT = {"hswish_n": float, "lr": float, "momentum": float, "batch_size": int, "epochs": int, "seed": int,
            "flooding": float, "weight_decay": float, "dropout": float}
+SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer", "dtype", "init")
+"""The options that describe one run (``compare`` takes a list for each)."""
 
 
 MODELS = ("mlp", "simple-cnn", "deep-cnn")
@@ -127,8 +129,7 @@ def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequen
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = {k: getattr(args, k) for k in (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer",
-                                         "dtype", "init", "batchnorm")}
+    cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
     data = _load_data(args.dataset, args.data_path, images=args.model != "mlp")
     start = time.perf_counter()
     model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet)
@@ -146,8 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    defaults = {a.dest: a.default for a in _train_parser()._actions if a.dest in (*CONVERT, "dataset", "model",
-                "backend", "hidden", "activation", "optimizer", "dtype", "init")}
+    defaults = {a.dest: a.default for a in _train_parser()._actions if a.dest in SETTINGS}
     grid: dict[str, list[Any]] = {}
     for key, default in defaults.items():
         given = getattr(args, key)
@@ -169,10 +169,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.plot:
         plot_histories(histories, args.plot)
     if args.history:
-        import json
-
         with open(args.history, "w") as f:
-            json.dump([{"config": h.config, "records": h.records, "summary": h.summary()} for h in histories.values()], f, indent=2)
+            f.write("[" + ",\n".join(h.to_json() for h in histories.values()) + "]\n")
     return 0
 
 
