@@ -76,3 +76,10 @@ def test_gpu_check_script_dry_run(tmp_path):
                  "bench_numpy.json"):
         assert (tmp_path / name).exists(), name
     assert "all steps passed" in (tmp_path / "summary.txt").read_text()
+
+
+def test_bench_json_to_stdout(capsys):
+    assert main(["bench", "--backend", "numpy", "--network", "tiny", "--rounds", "1", "--min-time", "0.01",
+                 "--no-numgrad", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["rows"][0]["network"] == "64-32-10" and "xpnet/floor" in result["rows"][0]

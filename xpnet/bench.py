@@ -228,8 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-time", type=float, default=0.2, help="seconds per candidate per round")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--no-numgrad", action="store_true", help="skip the numerical-gradient headline")
-    p.add_argument("--json", default=None, help="also write the results to this JSON file ('-': stdout only JSON)")
+    p.add_argument("--quick", action="store_true", help="a compact run: small network, 3 short rounds")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="write the results as JSON to PATH (no PATH or '-': print only the JSON)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.network, args.rounds, args.min_time = "small", 3, 0.05
     names = args.backend.split(",") if args.backend else [b for b in B.available_backends() if b != "array_api_strict"]
     networks = args.network.split(",")
     for n in networks:
