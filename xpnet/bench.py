@@ -112,14 +112,16 @@ def interleaved(candidates: dict[str, Callable[[], None]], rounds: int = 7, min_
                 pause: float = 0.25) -> dict[str, dict[str, float]]:
     """Median (and min) seconds per call of each candidate, timed round-robin.
 
-    Each round runs every candidate for at least ``min_time`` seconds (after one warm-up call) and
-    records its mean per-call time; the median over rounds is reported.
+    Each candidate is first warmed up for ``min_time`` seconds (at least 3 calls); then each round
+    runs every candidate for about ``min_time`` seconds, after a ``pause``, and records its mean
+    per-call time; the median over rounds is reported.
     """
-    for f in candidates.values():  # warm-up: allocations, BLAS/CUDA handles, kernel caches
-        f()
-        f()
-    per_call = {name: 1 for name in candidates}
-    for name, f in candidates.items():
+    per_call = {}
+    for name, f in candidates.items():  # warm-up (allocations, BLAS/CUDA handles, lazy init), then calibrate
+        start, calls = time.perf_counter(), 0
+        while calls < 3 or time.perf_counter() - start < min_time:
+            f()
+            calls += 1
         start = time.perf_counter()
         f()
         per_call[name] = max(1, int(min_time / max(time.perf_counter() - start, 1e-7)))
@@ -251,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_numgrad:
         result["numgrad_vs_backprop"] = numgrad_vs_backprop()
     if not quiet:
-        print(format_rows(rows))
+        for name in dict.fromkeys(r["backend"] for r in rows):  # one table per backend
+            mine = [r for r in rows if r["backend"] == name]
+            print(f"\n{name} ({mine[0]['device']}, {mine[0]['dtype']}): xpnet vs PyTorch eager vs GEMM floor, medians")
+            print(format_rows(mine))
         if "numgrad_vs_backprop" in result:
             h = result["numgrad_vs_backprop"]
             print(f"numerical gradient {h['numerical_s'] * 1e3:.1f} ms vs backprop {h['backprop_s'] * 1e3:.3f} ms "
