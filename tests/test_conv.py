@@ -142,3 +142,12 @@ def test_cnn_cross_backend_equivalence(rng):
         lambda: xpnet.Sequential([L.Convolution(2, 3, 3, stride=2, pad=1), L.ReLU(), L.Pooling(2, 1), L.Convolution(3, 2, 2),
                                   L.AvgPooling(1), L.Flatten(), L.Affine(8, 3)], input_shape=(2, 7, 7)),
         rng.standard_normal((3, 2, 7, 7)), np.array([0, 2, 1]))
+
+
+@pytest.mark.parametrize("pool", [L.Pooling, L.AvgPooling])
+def test_pooling_that_tiles_its_input_exactly(backend, rng, pool):
+    """stride == size dividing H and W: the backward writes each element once (no zero fill needed)."""
+    xpnet.set_default_dtype("float64")
+    model = xpnet.Sequential([pool(2, 2), L.Flatten(), L.Affine(2 * 3 * 3, 3)], input_shape=(2, 6, 6), input_grad=True)
+    x, t = rng.standard_normal((2, 2, 6, 6)), np.array([1, 2])
+    assert_input_gradient(model, x, t)
