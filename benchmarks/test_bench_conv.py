@@ -11,7 +11,7 @@ from xpnet import layers as L
 from xpnet.layers.im2col import col2im, im2col
 from xpnet.optimizers import Adam
 
-from conftest import QUICK, big, synced, torch_device
+from benchutil import QUICK, big, synced, torch_device
 
 
 def _conv(backend):

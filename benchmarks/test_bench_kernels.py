@@ -10,7 +10,7 @@ from xpnet import layers as L
 from xpnet.losses import SoftmaxCrossEntropy
 from xpnet.models import activation
 
-from conftest import big, synced
+from benchutil import big, synced
 
 
 def _affine(backend, rng):

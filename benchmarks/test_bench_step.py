@@ -10,7 +10,7 @@ import pytest
 
 from xpnet.bench import NETWORKS, floor_step, torch_step, xpnet_step
 
-from conftest import QUICK, torch_device
+from benchutil import QUICK, torch_device
 
 
 def _network(backend, name):

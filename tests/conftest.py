@@ -7,6 +7,7 @@ import pytest
 
 import xpnet
 from xpnet.backend import BACKEND_NAMES, BackendUnavailableError
+from xptest import CPU_BACKENDS
 
 
 @pytest.fixture(autouse=True)
@@ -34,9 +35,6 @@ def backend(request):
     return _activate(request.param)
 
 
-CPU_BACKENDS = ("numpy", "torch", "array_api_strict")
-
-
 @pytest.fixture(params=CPU_BACKENDS)
 def cpu_backend(request):
     return _activate(request.param)
@@ -45,41 +43,3 @@ def cpu_backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
-
-
-def host(x):
-    return np.asarray(xpnet.to_numpy(x))
-
-
-def assert_input_gradient(model, x, t, eps=1e-6):
-    """``model.dx`` (built with ``input_grad=True``) against central differences of the loss in x."""
-    model.gradient(x, t)
-    dx = host(model.dx)
-    num = np.zeros_like(x)
-    for i in np.ndindex(*x.shape):
-        up, down = x.copy(), x.copy()
-        up[i] += eps
-        down[i] -= eps
-        with model.frozen():
-            num[i] = (float(model.loss(up, t)) - float(model.loss(down, t))) / (2 * eps)
-    np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-8)
-
-
-def assert_same_on_cpu_backends(build, x, t, seed=7):
-    """``build()`` under the same seed on every CPU backend (float64): same outputs and gradients."""
-    results = {}
-    for name in CPU_BACKENDS:
-        try:
-            xpnet.set_backend(name)
-        except xpnet.BackendUnavailableError:
-            continue
-        xpnet.set_default_dtype("float64")
-        xpnet.seed(seed)
-        model = build()
-        results[name] = (host(model.predict(x)), {k: host(v) for k, v in model.gradient(x, t).items()})
-    assert len(results) >= 2, "needs at least two CPU backends"
-    y0, g0 = results["numpy"]
-    for name, (y, g) in results.items():
-        np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12, err_msg=name)
-        for k in g0:
-            np.testing.assert_allclose(g[k], g0[k], rtol=1e-10, atol=1e-12, err_msg=f"{name} {k}")

@@ -6,7 +6,7 @@ import pytest
 import xpnet
 from xpnet import layers as L
 from xpnet.layers.im2col import col2im, im2col
-from conftest import assert_input_gradient, assert_same_on_cpu_backends, host
+from xptest import assert_input_gradient, assert_same_on_cpu_backends, host
 
 
 def _check(model, x, t, tol=1e-6):

@@ -8,7 +8,7 @@ import xpnet
 from xpnet import layers as L
 from xpnet import losses
 from xpnet.optimizers import Adam
-from conftest import host
+from xptest import host
 
 
 def trained(rng):

@@ -8,7 +8,7 @@ import pytest
 import xpnet
 from xpnet import layers as L
 from xpnet import losses
-from conftest import assert_input_gradient, host
+from xptest import assert_input_gradient, host
 
 ACTIVATION_FACTORIES = {
     "ReLU": L.ReLU,

@@ -4,7 +4,7 @@ import pytest
 import xpnet
 from xpnet import layers as L
 from xpnet import losses
-from conftest import host
+from xptest import host
 
 
 def _softmax(a):

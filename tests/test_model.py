@@ -4,7 +4,7 @@ import pytest
 import xpnet
 from xpnet import layers as L
 from xpnet import losses
-from conftest import assert_same_on_cpu_backends, host
+from xptest import assert_same_on_cpu_backends, host
 
 
 def small_model(**kw):

@@ -7,7 +7,7 @@ import pytest
 
 import xpnet
 from xpnet import optimizers as O
-from conftest import host
+from xptest import host
 
 W0 = np.array([[1.0, -2.0], [0.5, 3.0]])
 G1 = np.array([[0.1, -0.2], [0.3, 0.4]])

@@ -1,0 +1,49 @@
+"""Helpers shared by the test modules (a plain module: two conftest.py files cannot both be imported
+as ``conftest`` when tests/ and benchmarks/ are collected in one run)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import xpnet
+
+CPU_BACKENDS = ("numpy", "torch", "array_api_strict")
+
+
+def host(x):
+    """Any backend's array as a host NumPy array."""
+    return np.asarray(xpnet.to_numpy(x))
+
+
+def assert_input_gradient(model, x, t, eps=1e-6):
+    """``model.dx`` (built with ``input_grad=True``) against central differences of the loss in x."""
+    model.gradient(x, t)
+    dx = host(model.dx)
+    num = np.zeros_like(x)
+    for i in np.ndindex(*x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += eps
+        down[i] -= eps
+        with model.frozen():
+            num[i] = (float(model.loss(up, t)) - float(model.loss(down, t))) / (2 * eps)
+    np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-8)
+
+
+def assert_same_on_cpu_backends(build, x, t, seed=7):
+    """``build()`` under the same seed on every CPU backend (float64): same outputs and gradients."""
+    results = {}
+    for name in CPU_BACKENDS:
+        try:
+            xpnet.set_backend(name)
+        except xpnet.BackendUnavailableError:
+            continue
+        xpnet.set_default_dtype("float64")
+        xpnet.seed(seed)
+        model = build()
+        results[name] = (host(model.predict(x)), {k: host(v) for k, v in model.gradient(x, t).items()})
+    assert len(results) >= 2, "needs at least two CPU backends"
+    y0, g0 = results["numpy"]
+    for name, (y, g) in results.items():
+        np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12, err_msg=name)
+        for k in g0:
+            np.testing.assert_allclose(g[k], g0[k], rtol=1e-10, atol=1e-12, err_msg=f"{name} {k}")
