@@ -121,3 +121,30 @@ def test_torch_device_argument():
     assert b.name == "torch" and str(b.device) == "cpu"
     with pytest.raises(ValueError, match="cpu"):
         xpnet.set_backend("numpy", device="cuda:0")
+
+
+def test_cupy_without_a_cuda_device_is_a_clear_import_error(monkeypatch):
+    """CuPy installed but no GPU answering: the error says so, with the install hint."""
+    import types
+
+    class CUDARuntimeError(RuntimeError):
+        pass
+
+    def no_device():
+        raise CUDARuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_device))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(xpnet.BackendUnavailableError, match=r"no CUDA device answers.*xpnet\[cuda12\]"):
+        xpnet.set_backend("cupy")
+    fake.cuda.runtime.getDeviceCount = lambda: 0
+    with pytest.raises(xpnet.BackendUnavailableError, match="no CUDA device was found"):
+        xpnet.set_backend("cupy")
+    assert xpnet.get_backend().name == "numpy"
+
+
+def test_torch_missing_is_a_clear_import_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails like a missing package
+    with pytest.raises(xpnet.BackendUnavailableError, match=r'pip install "xpnet\[torch\]"'):
+        xpnet.set_backend("torch")
