@@ -24,14 +24,14 @@ def test_train_options(capsys, tmp_path):
             "--plot", str(tmp_path / "c.png")]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert not any(l.startswith("epoch") for l in out.splitlines()) and "| hswish" in out
+    assert not any(line.startswith("epoch") for line in out.splitlines()) and "| hswish" in out
     assert (tmp_path / "c.png").exists()
 
 
 def test_compare_prints_one_table(capsys):
     assert main(["compare", "--activation", "relu,tanhexp", "--lr", "0.1", "0.2", "--epochs", "2", "--quiet"]) == 0
     table = capsys.readouterr().out.split("| activation | lr")[1].splitlines()
-    assert len([l for l in table if l.startswith("| ")]) == 4
+    assert len([line for line in table if line.startswith("| ")]) == 4
 
 
 def test_errors_are_reported_not_raised(capsys):

@@ -114,7 +114,7 @@ def test_book_cnns_build_and_summarise():
     text = simple.summary()
     assert "30 x 24 x 24" in text and "30 x 12 x 12" in text and "4320" in text
     deep = xpnet.models.deep_cnn()
-    assert deep.shapes[-1][1] == (10,) and sum(isinstance(l, L.Convolution) for l in deep.layers) == 6
+    assert deep.shapes[-1][1] == (10,) and sum(isinstance(layer, L.Convolution) for layer in deep.layers) == 6
 
 
 def test_cnn_trains_on_digit_images(backend):

@@ -28,7 +28,7 @@ def test_round_trip_on_every_backend(backend, rng, tmp_path):
     loaded, opt2 = xpnet.load_checkpoint(path)
     assert loaded.backend == backend
     np.testing.assert_allclose(host(loaded.predict(x)), host(model.predict(x)), rtol=1e-6)
-    assert [type(l) for l in loaded.layers] == [type(l) for l in model.layers]
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
     assert isinstance(loaded.loss_layer, losses.Flooding) and loaded.loss_layer.b == 0.01
     assert isinstance(opt2, Adam) and opt2.t == opt.t and opt2.lr == 0.01
     for k in opt.state:

@@ -7,7 +7,6 @@ import pytest
 
 import xpnet
 from xpnet import layers as L
-from xpnet import losses
 from xptest import assert_input_gradient, host
 
 ACTIVATION_FACTORIES = {

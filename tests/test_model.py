@@ -3,7 +3,6 @@ import pytest
 
 import xpnet
 from xpnet import layers as L
-from xpnet import losses
 from xptest import assert_same_on_cpu_backends, host
 
 

@@ -82,7 +82,7 @@ def test_log_lines_and_summary_first(rng):
     xpnet.Trainer(make(), SGD(0.1), epochs=2, out=out).fit(x, t, x, t)
     text = out.getvalue()
     assert text.startswith("layer")
-    lines = [l for l in text.splitlines() if l.startswith("epoch")]
+    lines = [line for line in text.splitlines() if line.startswith("epoch")]
     assert len(lines) == 2 and "train acc" in lines[0] and "test loss" in lines[0]
     assert "\r[" not in text  # not a terminal: no progress bar
 

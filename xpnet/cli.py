@@ -12,7 +12,7 @@ import numpy as np
 
 from . import backend as B
 from .datasets import DATASETS
-from .history import History, plot_histories
+from .history import plot_histories
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS
 from .trainer import Trainer

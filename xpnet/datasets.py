@@ -119,7 +119,12 @@ def _file(folder: pathlib.Path, stem: str) -> pathlib.Path | None:
 
 
 def _load_idx_set(folder: pathlib.Path, normalize: bool, one_hot: bool, flatten: bool) -> Split:
-    arrays = {k: read_idx(_file(folder, f), 3 if k.endswith("images") else 1) for k, f in MNIST_FILES.items()}
+    arrays = {}
+    for key, stem in MNIST_FILES.items():
+        path = _file(folder, stem)
+        if path is None:
+            raise FileNotFoundError(f"{folder}: {stem}[.gz] is missing")
+        arrays[key] = read_idx(path, 3 if key.endswith("images") else 1)
     for split in ("train", "test"):
         x, t = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(x) != len(t):

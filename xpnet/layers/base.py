@@ -87,7 +87,7 @@ class Layer:
     def __repr__(self) -> str:
         return self.describe()
 
-    def _mismatch(self, expected: str, got: tuple[int, ...]) -> ValueError:
+    def _mismatch(self, expected: str, got: tuple[Any, ...]) -> ValueError:
         return ValueError(f"layer {self.name} ({self.describe()}): expected input of shape {expected}, got {got}")
 
 
