@@ -95,7 +95,8 @@ class Backend:
 
     def from_host(self, a: np.ndarray, dtype: Any = None) -> Any:
         """Copy a NumPy array onto this backend's device (the one way in for host data)."""
-        return self.xp.asarray(a, dtype=dtype, device=self.device)
+        device = self.device.id if self.name == "cupy" else self.device  # compat's CuPy asarray takes an ordinal
+        return self.xp.asarray(a, dtype=dtype, device=device)
 
     def asarray(self, x: Any, dtype: Any = None, *, strict: bool = False) -> Any:
         """Any array-like onto this backend; floating input takes the default float dtype.
