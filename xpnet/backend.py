@@ -173,6 +173,12 @@ class Backend:
         else:
             yield
 
+    def activate(self) -> None:
+        """Make this backend's device the current one where the library has such a global (CuPy:
+        its creation functions follow the current device, not a ``device=`` argument)."""
+        if self.name == "cupy":
+            self.device.use()
+
     @property
     def is_gpu(self) -> bool:
         return self.name == "cupy" or (self.name == "torch" and self.device.type == "cuda")
@@ -313,6 +319,7 @@ def set_backend(name: str | Backend, device: Any = None) -> Backend:
     (an ``ImportError``), and the previous backend stays active.
     """
     backend = name if isinstance(name, Backend) else _load(name, device)
+    backend.activate()
     _state["backend"] = backend
     return backend
 
@@ -332,6 +339,8 @@ def use_backend(name: str | Backend, device: Any = None) -> Iterator[Backend]:
         yield set_backend(name, device)
     finally:
         _state["backend"] = previous
+        if previous is not None:
+            previous.activate()
 
 
 def set_default_dtype(name: str) -> None:
