@@ -157,3 +157,18 @@ def test_load_restores_a_given_optimizer(rng, tmp_path):
     model.save(tmp_path / "plain.npz")
     with pytest.raises(ValueError, match="no optimizer state"):
         xpnet.load(tmp_path / "plain.npz", optimizer=Adam())
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["layers"][0].update({"class": "Teleporter"}),
+    lambda m: m["layers"][0]["config"].update(out_features=7),  # sizes no longer chain
+    lambda m: m["layers"][0]["config"].update(bogus=1),
+    lambda m: m.pop("loss"),
+])
+def test_invalid_architecture_descriptions_name_the_file(rng, tmp_path, edit):
+    model, _, _ = trained(rng)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    _rewrite(path, edit_meta=edit)
+    with pytest.raises(ValueError, match=r"m.npz: invalid architecture description"):
+        xpnet.load(path)

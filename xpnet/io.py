@@ -121,15 +121,15 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
             layers = []
             for spec in meta["layers"]:
                 if spec["class"] not in LAYERS:
-                    raise ValueError(f"{path}: unknown layer class {spec['class']!r}")
+                    raise ValueError(f"unknown layer class {spec['class']!r}")
                 layers.append(LAYERS[spec["class"]](**spec["config"]))
             model = Sequential(layers, loss=_make_loss(meta["loss"]), input_shape=meta.get("input_shape"),
                                input_grad=meta.get("input_grad", False))
             opt = None
             if "optimizer" in meta:
                 opt = optimizers.OPTIMIZERS[meta["optimizer"]["class"].lower()](**meta["optimizer"]["config"])
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: architecture description is invalid: {e!r}") from e
+    except (KeyError, TypeError, ValueError) as e:  # a tampered or foreign description
+        raise ValueError(f"{path}: invalid architecture description: {e!r}") from e
     finally:
         host_rng().bit_generator.state = rng_state
     for what, current, attr in (("parameter", model.params, "param"), ("buffer", model.buffers, "buffer")):
