@@ -52,6 +52,7 @@ class Affine(Layer):
         return out
 
     def backward(self, dout: Any) -> Any:
+        self.dW = self.db = None  # free last step's gradients first: the allocator reuses their memory
         self.dW = self.x.T @ dout
         self.db = column_sums(self.backend, self.ones, dout)
         if not self.input_grad:
