@@ -1,7 +1,5 @@
 """Each optimizer's rule against a step computed by hand, on every backend."""
 
-import math
-
 import numpy as np
 import pytest
 
@@ -58,8 +56,7 @@ def _reference(name):
             m = 0.9 * m + 0.1 * g
             v = 0.999 * v + 0.001 * g * g
             mhat, vhat = m / (1 - 0.9**t), v / (1 - 0.999**t)
-            # the paper's efficient form (as the book): ε is added to √v, i.e. ε/√(1-β₂ᵗ) next to √v̂
-            w = w - lr * mhat / (np.sqrt(vhat) + 1e-8 / math.sqrt(1 - 0.999**t))
+            w = w - lr * mhat / (np.sqrt(vhat) + 1e-8)  # Algorithm 1 of the paper (and PyTorch)
             out.append(w.copy())
         return out
     raise KeyError(name)
@@ -71,6 +68,17 @@ def test_rule_matches_hand_computation(backend, name):
     got = _two_steps(O.OPTIMIZERS[name](lr=0.1))
     for step, (g, r) in enumerate(zip(got, _reference(name)), start=1):
         np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12, err_msg=f"{name} step {step}")
+
+
+def test_state_under_the_books_names():
+    opt = O.Adam(lr=0.1)
+    _two_steps(opt)
+    assert set(opt.m) == {"0.W"} and opt.v["0.W"] is opt.state["0.W"]["v"]
+    mom = O.Momentum(lr=0.1)
+    _two_steps(mom)
+    np.testing.assert_allclose(host(mom.v["0.W"]), 0.9 * (-0.1 * G1) - 0.1 * G2, rtol=1e-6)
+    with pytest.raises(AttributeError):
+        getattr(O.SGD(), "v")
 
 
 def test_momentum_and_nesterov_differ_only_in_the_rule():

@@ -66,6 +66,12 @@ class Optimizer:
                     g = g + self.weight_decay * p
             self.update_one(p, g, state)
 
+    def __getattr__(self, name: str) -> dict[str, Any]:
+        """The book's view of the state: ``opt.v[key]`` (Momentum), ``opt.m``/``opt.v`` (Adam), ``opt.h``."""
+        if name in type(self).slots:
+            return {key: slots[name] for key, slots in self.__dict__.get("state", {}).items()}
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _bind(self, params: dict[str, Any]) -> None:
         """Take the array namespace from the parameters (once per array type)."""
         first = next(iter(params.values()), None)
@@ -206,8 +212,12 @@ class RMSProp(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba): ``m ← m + (1-β₁)(g - m);  v ← v + (1-β₂)(g² - v);``
-    ``W ← W - η·√(1-β₂ᵗ)/(1-β₁ᵗ) · m/(√v + ε)``."""
+    """Adam (Kingma & Ba, Algorithm 1, as PyTorch): ``m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;``
+    ``W ← W - η·m̂/(√v̂ + ε)`` with ``m̂ = m/(1-β₁ᵗ)``, ``v̂ = v/(1-β₂ᵗ)``.
+
+    Computed as ``W ← W - η_t·m/(√v + ε_t)`` with ``η_t = η√(1-β₂ᵗ)/(1-β₁ᵗ)`` and
+    ``ε_t = ε√(1-β₂ᵗ)`` (host scalars): the same update without bias-corrected copies.
+    """
 
     slots = ("m", "v")
 
@@ -221,13 +231,15 @@ class Adam(Optimizer):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def begin_step(self) -> None:
-        self.lr_t = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
+        correction2 = math.sqrt(1.0 - self.beta2**self.t)
+        self.lr_t = self.lr * correction2 / (1.0 - self.beta1**self.t)
+        self.eps_t = self.eps * correction2
 
     def update_one(self, p, g, state):
         m, v = state["m"], state["v"]
         m += (1.0 - self.beta1) * (g - m)
         v += (1.0 - self.beta2) * (g * g - v)
-        p -= self.lr_t * m / (self.xp.sqrt(v) + self.eps)
+        p -= self.lr_t * m / (self.xp.sqrt(v) + self.eps_t)
 
 
 class AdamW(Adam):
