@@ -1,6 +1,7 @@
 """Datasets as host NumPy arrays ``(x_train, t_train), (x_test, t_test)``, like the book's ``load_mnist``.
 
-Images are float32 in [0, 1] when ``normalize`` (min-max, as the articles); labels are int64, or
+Images are float32 in [0, 1] when ``normalize`` (min-max, as the articles), raw integer pixels
+otherwise (uint8 for the IDX files, as the book); labels are int64, or
 float32 one-hot rows with ``one_hot=True``. ``flatten=False`` gives ``(N, 1, H, W)`` images.
 """
 
@@ -51,7 +52,7 @@ def to_one_hot(t: np.ndarray, classes: int = 10) -> np.ndarray:
 
 def _finish(x: np.ndarray, t: np.ndarray, image: tuple[int, int], scale: float, normalize: bool, one_hot: bool, flatten: bool):
     x = x.reshape(len(x), -1) if flatten else x.reshape(len(x), 1, *image)
-    x = minmax_normalize(x, 0.0, scale) if normalize else x.astype(np.float32)
+    x = minmax_normalize(x, 0.0, scale) if normalize else x  # raw pixels keep their integer dtype, as the book
     t = t.astype(np.int64)
     return x, (to_one_hot(t) if one_hot else t)
 
@@ -59,7 +60,7 @@ def _finish(x: np.ndarray, t: np.ndarray, image: tuple[int, int], scale: float, 
 def load_digits(normalize: bool = True, one_hot: bool = False, flatten: bool = True, test_size: float = 0.2, seed: int = 0) -> Split:
     """scikit-learn's 8×8 digits (1,797 images, embedded: works offline), split train/test.
 
-    Pixel values 0-16 become [0, 1] with ``normalize``. The split is stratified-free and fixed by ``seed``.
+    Pixel values 0-16 become [0, 1] with ``normalize``. The train/test split is random (not stratified) and fixed by ``seed``.
     """
     with resources.files("xpnet").joinpath("data/digits.csv.gz").open("rb") as f:
         data = np.loadtxt(gzip.open(f, "rt"), delimiter=",", dtype=np.int64)
