@@ -118,9 +118,6 @@ def test_book_cnns_build_and_summarise():
 
 
 def test_cnn_trains_on_digit_images(backend):
-    if backend.name == "array_api_strict":
-        pytest.skip("a few hundred steps of convolution: the strict backend's checks make it minutes; "
-                    "its correctness is covered by the gradient checks above")
     (x, t), (xt, tt) = xpnet.datasets.load_digits(flatten=False)
     xpnet.seed(0)
     model = xpnet.models.simple_cnn(input_shape=(1, 8, 8), filters=8, kernel=3, hidden=32)
