@@ -134,9 +134,6 @@ class Backend:
         """An array of any backend onto this one, keeping its dtype (DLPack where possible)."""
         return x if self.owns(x) else self._foreign_to_here(x)
 
-    def to_numpy(self, x: Any) -> np.ndarray:
-        return to_numpy(x)
-
     # -- randomness and synchronisation ---------------------------------------
     def uniform(self, shape: tuple[int, ...], dtype: Any) -> Any:
         """Uniform [0, 1) samples drawn on the device (host RNG for CPU libraries)."""
