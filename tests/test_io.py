@@ -107,28 +107,31 @@ def _rewrite(path, edit_meta=None, edit_arrays=None):
     np.savez(path, **arrays)
 
 
-def test_mismatched_architecture_is_refused(rng, tmp_path):
+@pytest.fixture
+def saved(rng, tmp_path):
+    """The path of a trained model saved as m.npz."""
     model, _, _ = trained(rng)
     path = tmp_path / "m.npz"
     model.save(path)
+    return path
+
+
+def test_mismatched_architecture_is_refused(saved):
+    path = saved
     _rewrite(path, edit_meta=lambda m: m["layers"][4]["config"].update(out_features=5, in_features=6))
     with pytest.raises(ValueError, match=r"m.npz.*'4.W'.*shape"):
         xpnet.load(path)
 
 
-def test_missing_weights_are_refused(rng, tmp_path):
-    model, _, _ = trained(rng)
-    path = tmp_path / "m.npz"
-    model.save(path)
+def test_missing_weights_are_refused(saved):
+    path = saved
     _rewrite(path, edit_arrays=lambda a: a.pop("param/0.b"))
     with pytest.raises(ValueError, match=r"m.npz.*missing \['0.b'\]"):
         xpnet.load(path)
 
 
-def test_non_finite_weights_are_refused(rng, tmp_path):
-    model, _, _ = trained(rng)
-    path = tmp_path / "m.npz"
-    model.save(path)
+def test_non_finite_weights_are_refused(saved):
+    path = saved
     _rewrite(path, edit_arrays=lambda a: a.__setitem__("param/0.W", a["param/0.W"] * np.nan))
     with pytest.raises(ValueError, match="not finite"):
         xpnet.load(path)
@@ -165,10 +168,8 @@ def test_load_restores_a_given_optimizer(rng, tmp_path):
     lambda m: m["layers"][0]["config"].update(bogus=1),
     lambda m: m.pop("loss"),
 ])
-def test_invalid_architecture_descriptions_name_the_file(rng, tmp_path, edit):
-    model, _, _ = trained(rng)
-    path = tmp_path / "m.npz"
-    model.save(path)
+def test_invalid_architecture_descriptions_name_the_file(saved, edit):
+    path = saved
     _rewrite(path, edit_meta=edit)
     with pytest.raises(ValueError, match=r"m.npz: invalid architecture description"):
         xpnet.load(path)
