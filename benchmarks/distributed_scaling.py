@@ -69,34 +69,41 @@ def worker(threads: int, epochs: int, batch: int) -> None:
         xd, td = model.check_data(x, t)
         comm.bcast_data(model.params, model.backend)
         steps = -(-n // batch)
-        step_ms = []
+        step_ms, in_step = [], []
         for epoch in range(epochs + 1):  # epoch 0 warms up
             reduce_times.clear()
             start = time.perf_counter()
             trainer.train_epoch(xd, td, np.random.default_rng(epoch).permutation(n))
             if epoch:
                 step_ms.append(1e3 * (time.perf_counter() - start) / steps)
-                reduce_in_step = 1e3 * statistics.median(reduce_times) if reduce_times else None
-        alone = None
+                in_step += [1e3 * v for v in reduce_times]
+        alone: list[float] = []
         if comm.size > 1:
             flat = np.zeros(model.n_params(), dtype=np.float32)
-            times = []
-            for _ in range(200):
+            for i in range(220):
                 comm.comm.Barrier()
                 start = time.perf_counter()
                 comm.allreduce(flat, model.backend)
-                times.append(time.perf_counter() - start)
-            alone = 1e3 * statistics.median(times[20:])
+                if i >= 20:
+                    alone.append(1e3 * (time.perf_counter() - start))
         step = statistics.median(step_ms)
         rows.append({
             "model": name, "parameters": model.n_params(), "parameter_bytes": 4 * model.n_params(),
             "processes": comm.size, "blas_threads_per_process": threads, "global_batch": batch, "samples": n,
-            "epochs_timed": epochs, "step_ms_median": step, "step_ms_all": step_ms,
-            "allreduce_in_step_ms_median": reduce_in_step if comm.size > 1 else None,
-            "allreduce_alone_ms_median": alone, "samples_per_s": batch / step * 1e3,
+            "epochs_timed": epochs, "step_ms_median": step, "step_ms_min": min(step_ms), "step_ms_all": step_ms,
+            "samples_per_s": batch / step * 1e3, **_stats("allreduce_in_step_ms", in_step),
+            **_stats("allreduce_alone_ms", alone),
         })
     if comm.is_root:
         print(json.dumps(rows), flush=True)
+
+
+def _stats(name: str, values: list[float]) -> dict[str, float | None]:
+    """min, 10th percentile and median (None for one process: no allreduce)."""
+    if not values:
+        return {f"{name}_min": None, f"{name}_p10": None, f"{name}_median": None}
+    v = np.sort(values)
+    return {f"{name}_min": float(v[0]), f"{name}_p10": float(v[len(v) // 10]), f"{name}_median": float(np.median(v))}
 
 
 def driver(out: Path, epochs: int, batch: int, repeats: int) -> None:
