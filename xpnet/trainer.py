@@ -121,6 +121,8 @@ class Trainer:
         if self.verbose:
             print(model.summary(), file=self.out)
         best, since_best = math.inf, 0
+        self.comm.check_equal(samples=x.shape[0], parameters=model.n_params(), batch_size=self.batch_size,
+                              epochs=self.epochs, test_samples=test[0].shape[0] if test is not None else 0)
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
         for epoch in range(1, self.epochs + 1):
             start = time.perf_counter()
@@ -148,7 +150,7 @@ class Trainer:
                 if self.verbose:
                     print(f"early stop: no improvement for {self.patience} epochs", file=self.out)
                 break
-            if any(cb(self, record) is True for cb in self.callbacks) or self.stop:
+            if self.comm.any(any(cb(self, record) is True for cb in self.callbacks) or self.stop):
                 break
         return self.history
 
