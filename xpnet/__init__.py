@@ -24,8 +24,8 @@ from .trainer import Trainer
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backend", "BackendUnavailableError", "History", "Sequential", "Trainer", "checkpoint", "datasets", "load", "load_checkpoint",
-    "models", "optimizers", "save", "asarray", "available_backends", "get_backend",
+    "Backend", "BackendUnavailableError", "History", "Sequential", "Trainer", "datasets", "load", "load_checkpoint",
+    "checkpoint", "models", "optimizers", "save", "asarray", "available_backends", "get_backend",
     "get_default_dtype", "gradient_check", "layers", "losses", "numerical_gradient", "seed", "set_backend",
     "set_default_dtype", "to_numpy", "use_backend",
 ]
