@@ -138,7 +138,7 @@ def test_a_finished_or_stopped_run_trains_no_further(digits, tmp_path):
     assert_same_run(tr, again)
     longer = xpnet.Trainer.from_checkpoint(path, epochs=6, verbose=False)
     assert longer.fit(x, t).epoch == [1, 2, 3, 4, 5, 6]
-    with pytest.raises(ValueError, match="already trained 6 epochs"):
+    with pytest.raises(ValueError, match="already reached epoch 6"):
         xpnet.Trainer.from_checkpoint(path, epochs=3)
 
 

@@ -172,8 +172,9 @@ def restore(trainer: Trainer, path: str | os.PathLike) -> None:
                 f"{path}: {name}={getattr(trainer, name)!r} differs from the run's {run['trainer'][name]!r} "
                 f"(it decides the data order; resume with the run's value)"
             )
-    if run["epoch"] > trainer.epochs:
-        raise ValueError(f"{path}: epochs={trainer.epochs}, but the run has already trained {run['epoch']} epochs")
+    trained = run["epoch"] + (1 if run["step"] else 0)  # a run stopped mid-epoch has begun the next one
+    if trained > trainer.epochs:
+        raise ValueError(f"{path}: epochs={trainer.epochs}, but the run has already reached epoch {trained}")
     model, opt = io.load_checkpoint(path, backend=trainer.model.backend)
     mine = trainer.model
     for key, value in [*model.params.items(), *model.buffers.items()]:
