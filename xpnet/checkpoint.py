@@ -17,7 +17,9 @@ at once, leaving the previous checkpoint intact.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import math
 import os
 import pathlib
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import io
+from .backend import resolve_backend, to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
@@ -52,8 +55,9 @@ class Interrupted(KeyboardInterrupt):
         exit_code: ``128 + signum`` (130 for SIGINT, 143 for SIGTERM), the shell's convention.
     """
 
-    def __init__(self, signum: int, path: str | os.PathLike | None = None, epoch: int = 0, step: int = 0) -> None:
-        self.signum, self.path, self.epoch, self.step = int(signum), path, epoch, step
+    def __init__(self, signum: int, path: str | os.PathLike | None = None, epoch: int = 0, step: int = 0,
+                 root: bool = True) -> None:
+        self.signum, self.path, self.epoch, self.step, self.root = int(signum), path, epoch, step, root
         where = f" at epoch {epoch}" + (f", step {step}" if step else "") if epoch else ""
         saved = f"checkpoint saved to {path}" if path is not None else "nothing was saved"
         super().__init__(f"{signal.Signals(self.signum).name}{where}: {saved}")
@@ -95,6 +99,19 @@ def stop_after_step(trainer: Trainer) -> Iterator[None]:
 
     with _handlers(handler):
         yield
+
+
+def stop_requested(trainer: Trainer) -> bool:
+    """Has a signal asked the run to stop? Under MPI (with a checkpoint) the ranks agree, so that all stop
+    after the same step: one tiny allreduce per call."""
+    comm = getattr(trainer, "comm", None)
+    if comm is None or comm.size == 1 or trainer.checkpoint is None:
+        return trainer.signal_received is not None
+    mine = trainer.signal_received
+    count, total = comm.sum_values(mine is not None, mine or 0)
+    if count and mine is None:
+        trainer.signal_received = round(total / count)  # the signal another rank received
+    return count > 0
 
 
 def raise_on_sigterm() -> Callable[[], None]:
@@ -184,8 +201,7 @@ def restore(trainer: Trainer, path: str | os.PathLike) -> None:
         i, name = key.split(".", 1)
         setattr(mine.layers[int(i)], name, value)
     trainer.optimizer.load_state_dict(opt.state_dict(), mine.params)
-    rng = {**run["rng"], **{k.removeprefix("run/rng/"): a for k, a in arrays.items() if k.startswith("run/rng/")}}
-    trainer._resume = {**run, "rng": rng, "path": str(path)}
+    trainer._resume = {**run, "path": str(path)}
 
 
 def from_checkpoint(cls: type[Trainer], path: str | os.PathLike, epochs: int | None = None,
@@ -270,7 +286,8 @@ class Run:
         if saved["done"] and trainer.epochs <= saved["trainer"]["epochs"]:
             self.last = self.epoch  # finished or stopped early: nothing left to train
         self.order_rng.bit_generator.state = saved["order_rng"]
-        trainer.model.backend.set_rng_state(saved["rng"])
+        ranks = saved["rng"]  # one state per rank: rank r continues its own dropout stream
+        trainer.model.backend.set_rng_state(_decode(ranks[_rank(trainer) % len(ranks)]))
         trainer.history.records = list(saved["history"]["records"])
         trainer.history.config = {**saved["history"]["config"], "epochs": trainer.epochs}
         if trainer.verbose:
@@ -285,42 +302,79 @@ class Run:
 
     def steps_done(self, epoch: int, steps: int, total: int, start: float) -> None:
         """After the epoch's steps: when a signal stopped them early, save where they stopped and raise."""
-        signum = self.trainer.signal_received
+        signum = self.trainer.signal_received  # agreed by every rank (train_epoch stopped on stop_requested)
         if signum is not None and steps < total:
             self.save(epoch - 1, steps, time.perf_counter() - start, done=False, order_state=self._order_state)
-            raise Interrupted(signum, self.trainer.checkpoint, epoch, steps)
+            self._raise(signum, epoch, steps)
 
     def end_epoch(self, epoch: int, best: float, since_best: int, done: bool) -> None:
         """Write the checkpoint every ``checkpoint_every`` epochs (and at the end); honour a signal."""
         self.epoch, self.step, self.elapsed, self.best, self.since_best = epoch, 0, 0.0, best, since_best
         trainer = self.trainer
-        signum = trainer.signal_received
-        if trainer.checkpoint is not None and (done or signum is not None or epoch % trainer.checkpoint_every == 0):
+        signalled = stop_requested(trainer)
+        if trainer.checkpoint is not None and (done or signalled or epoch % trainer.checkpoint_every == 0):
             self.save(epoch, 0, 0.0, done)
-        if signum is not None and not done:
-            raise Interrupted(signum, trainer.checkpoint, epoch)
+        if signalled and not done:
+            self._raise(trainer.signal_received, epoch, 0)
+
+    def _raise(self, signum: int, epoch: int, step: int) -> None:
+        comm = getattr(self.trainer, "comm", None)
+        if comm is not None and comm.size > 1:
+            comm.sum_values(0)  # a barrier: no rank exits (and ends the job) before rank 0 has written
+        raise Interrupted(signum, self.trainer.checkpoint, epoch, step, root=_rank(self.trainer) == 0)
 
     def save(self, epoch: int, step: int, elapsed: float, done: bool, order_state: dict[str, Any] | None = None) -> None:
-        """Write the run's state atomically (under MPI, rank 0 writes: every rank holds the same state)."""
+        """Write the run's state atomically. Under MPI every rank calls it (the ranks' RNG states are
+        gathered) and rank 0 writes: the rest of the state is the same on every rank."""
         trainer = self.trainer
-        comm = getattr(trainer, "comm", None)
-        if trainer.checkpoint is None or (comm is not None and getattr(comm, "rank", 0) != 0):
+        if trainer.checkpoint is None:
             return
-        rng = trainer.model.backend.rng_state()
+        ranks = _gather(trainer, _encode(trainer.model.backend.rng_state()))
+        if _rank(trainer) != 0:
+            return
         state = {
             "version": RUN_VERSION, "epoch": epoch, "step": step, "elapsed": elapsed, "done": done,
             "trainer": {name: getattr(trainer, name) for name in OPTIONS},
             "history": {"records": trainer.history.records, "config": trainer.history.config},
             "best": None if math.isinf(self.best) else self.best, "since_best": self.since_best,
             "order_rng": order_state if order_state is not None else self.order_rng.bit_generator.state,
-            "rng": {k: v for k, v in rng.items() if not isinstance(v, np.ndarray)},
-            "backend": trainer.model.backend.name, "data": self.data, "info": trainer.run_info,
+            "rng": ranks, "backend": trainer.model.backend.name, "data": self.data, "info": trainer.run_info,
         }
-        arrays = {f"rng/{k}": v for k, v in rng.items() if isinstance(v, np.ndarray)}
         path = pathlib.Path(trainer.checkpoint)
-        io.save(trainer.model, path, trainer.optimizer, run=(state, arrays))
+        io.save(trainer.model, path, trainer.optimizer, run=state)
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while writing
             stale.unlink(missing_ok=True)
+
+
+def _rank(trainer: Trainer) -> int:
+    return getattr(getattr(trainer, "comm", None), "rank", 0)
+
+
+def _encode(state: dict[str, Any]) -> dict[str, Any]:
+    """A backend's RNG state as JSON (generator bytes in base64)."""
+    return {k: {"uint8": base64.b64encode(v.tobytes()).decode()} if isinstance(v, np.ndarray) else v
+            for k, v in state.items()}
+
+
+def _decode(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: np.frombuffer(base64.b64decode(v["uint8"]), dtype=np.uint8) if isinstance(v, dict) and "uint8" in v
+            else v for k, v in state.items()}
+
+
+def _gather(trainer: Trainer, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every rank's ``state`` on every rank (MPI: two allreduces of host buffers; one process: ``[state]``)."""
+    comm = getattr(trainer, "comm", None)
+    if comm is None or comm.size == 1:
+        return [state]
+    host = resolve_backend("numpy")
+    mine = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    sizes = np.zeros(comm.size)
+    sizes[comm.rank] = mine.size
+    sizes = to_numpy(comm.allreduce(sizes, host)).astype(int)
+    rows = np.zeros((comm.size, int(sizes.max())))
+    rows[comm.rank, : mine.size] = mine  # bytes as float64: sums of one non-zero row are exact
+    rows = to_numpy(comm.allreduce(rows.reshape(-1), host)).reshape(comm.size, -1)
+    return [json.loads(rows[r, : sizes[r]].astype(np.uint8).tobytes()) for r in range(comm.size)]
 
 
 def check_path(path: str | os.PathLike | None) -> pathlib.Path | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import backend as B
 from . import checkpoint as ckpt
+from . import distributed
 from .datasets import DATASETS
 from .history import plot_histories
 from .models import deep_cnn, mlp, simple_cnn
@@ -98,15 +99,16 @@ def _init(value: str) -> str | float:
         return value
 
 
-def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None,
+def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None, comm=None,
                checkpoint: Any = None, checkpoint_every: int | None = None, resume: Any = None):
     """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history).
 
+    ``comm``: train data-parallel on this communicator (:func:`xpnet.distributed.init`).
     ``checkpoint``: write a run checkpoint (holding ``cfg``) there; ``resume``: continue the run saved
     in that file instead (its model and optimizer; ``cfg`` gives the epochs and backend)."""
     (x, t), (xt, tt) = data
     if resume is not None:
-        trainer = _resumed_trainer(cfg, resume, device, verbose, out, checkpoint, checkpoint_every)
+        trainer = _resumed_trainer(cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm)
         history = trainer.fit(x, t, xt, tt)
         history.config.update(cfg)
         return trainer.model, trainer.optimizer, history
@@ -115,6 +117,8 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
     with B.use_backend(backend):
         B.seed(cfg["seed"])
         model = _build(cfg, x, t)
+        if comm is not None and comm.size > 1:
+            B.seed(cfg["seed"] + comm.rank)  # dropout masks per rank (weights come from rank 0)
     name = cfg["optimizer"].lower()
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; valid: {', '.join(OPTIMIZERS)}")
@@ -123,7 +127,7 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
         kwargs["momentum"] = cfg["momentum"]
     optimizer = OPTIMIZERS[name](**kwargs)
     trainer = Trainer(model, optimizer, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      verbose=verbose, out=out, checkpoint=checkpoint, checkpoint_every=checkpoint_every or 1)
+                      verbose=verbose, out=out, comm=comm, checkpoint=checkpoint, checkpoint_every=checkpoint_every or 1)
     trainer.run_info = {"cli": cfg}
     history = trainer.fit(x, t, xt, tt)
     history.config.update({k: v for k, v in cfg.items()})
@@ -150,6 +154,7 @@ def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequen
 
 
 def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
+    comm = distributed.init() if args.distributed else None
     if args.resume:
         cfg = _resumed_config(args, argv)
     else:
@@ -158,9 +163,12 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     cfg["data_path"] = args.data_path if args.data_path is not None else cfg.get("data_path")
     data = _load_data(cfg["dataset"], cfg["data_path"], images=cfg["model"] != "mlp")
     start = time.perf_counter()
-    model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet, checkpoint=args.checkpoint,
-                                           checkpoint_every=args.checkpoint_every, resume=args.resume)
+    model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet, comm=comm,
+                                           checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                                           resume=args.resume)
     wall = time.perf_counter() - start
+    if comm is not None and not comm.is_root:
+        return 0  # rank 0 prints the table, saves and plots
     print(format_table([(cfg, history.summary())], ["model" if cfg["model"] != "mlp" else "activation"]))
     print(f"wall time {wall:.1f} s (training and per-epoch evaluation: {history.total_seconds:.1f} s)")
     if args.save:
@@ -209,6 +217,8 @@ def _train_parser() -> argparse.ArgumentParser:
     _add_training_options(p, many=False)
     p.add_argument("--save", default=None, help="save model + optimizer state to this .npz")
     p.add_argument("--history", default=None, help="write per-epoch records to this .json or .csv")
+    p.add_argument("--distributed", action="store_true", help="data-parallel over the processes of "
+                   "`mpiexec -n P xpnet train --distributed ...` (--batch-size is the global batch; docs/distributed.md)")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue the run checkpointed in PATH, with its "
                    "options (--epochs, --backend, --device, output and logging options may change)")
     return p
@@ -240,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_main(rest)
     except (B.BackendUnavailableError, FileNotFoundError, ValueError) as e:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        distributed.stop_all()  # under MPI: the other ranks must not wait for this one
         return 1
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: one line, no traceback
         return _interrupted(command, rest, e)
@@ -249,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- run checkpoints: --checkpoint, --resume, interrupts (xpnet/checkpoint.py) -----------------------
 RESUME_MAY_CHANGE = ("epochs", "backend", "device", "data_path", "plot", "quiet", "save", "history", "checkpoint",
-                     "checkpoint_every", "resume")
+                     "checkpoint_every", "resume", "distributed")
 """``train --resume`` options that leave the run's model, data and optimizer alone."""
 
 
@@ -280,8 +291,9 @@ def _refuse_existing(path: str | None) -> None:
 
 
 def _resumed_trainer(cfg: dict[str, Any], path: Any, device: Any, verbose: bool, out: Any, checkpoint: Any,
-                     every: int | None) -> Trainer:
+                     every: int | None, comm: Any) -> Trainer:
     options = {"checkpoint_every": every} if every is not None else {}
+    options.update({"comm": comm} if comm is not None else {})
     trainer = Trainer.from_checkpoint(path, epochs=cfg["epochs"], verbose=verbose, out=out, backend=cfg["backend"],
                                       device=device, checkpoint=checkpoint if checkpoint is not None else True, **options)
     trainer.run_info = {**trainer.run_info, "cli": cfg}
@@ -319,7 +331,8 @@ def _interrupted(command: str, rest: Sequence[str], e: KeyboardInterrupt) -> int
         hint = f"resume with: xpnet train --resume {shlex.quote(str(path))}"
     else:
         hint = f"resume with: xpnet {command} {shlex.join(rest)}"
-    print(f"xpnet {command}: interrupted ({what}); {hint}", file=sys.stderr, flush=True)
+    if getattr(e, "root", True):  # under MPI rank 0 speaks for all
+        print(f"xpnet {command}: interrupted ({what}); {hint}", file=sys.stderr, flush=True)
     return 128 + int(signum)
 
 
