@@ -54,3 +54,28 @@ def test_cross_entropy_of_large_logits_is_accurate_in_float32(backend, rng):
     e = loss.forward(xpnet.asarray(a32), xpnet.asarray(t))
     assert e.dtype == backend.xp.float32
     assert abs(float(e) - exact) <= 4 * F32_EPS * exact, (float(e), exact)
+
+
+# -- 3. TanhExp finite in every float dtype ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_tanhexp_forward_and_backward_are_finite_for_every_finite_input(backend, dtype):
+    dt = _float_dtype_or_skip(backend, dtype)
+    big = float(np.finfo(dtype).max)
+    xs = np.array([-big, -1e4, -20.0, -3.0, 0.0, 1.0, 3.0, 10.0, 11.0, 11.5, 12.0, 20.0, 88.0, 100.0, 1e4, big])
+    layer = L.TanhExp()
+    x = xpnet.asarray(xs, dtype=dt)
+    y = layer.forward(x)
+    dx = layer.backward(xpnet.asarray(np.ones(len(xs)), dtype=dt))
+    assert y.dtype == dt and dx.dtype == dt
+    y, dx = host(y).astype(np.float64), host(dx).astype(np.float64)
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx)), (y, dx)
+    xr = host(x).astype(np.float64)  # the inputs as the dtype holds them
+    with np.errstate(over="ignore"):
+        e = np.exp(np.minimum(xr, 30.0))
+        t = np.tanh(e)
+        ref_dx = t + np.where(xr > 30, 0.0, xr * e * (1 - t * t))
+    tol = float(np.finfo(dtype).eps) * 8
+    np.testing.assert_allclose(y, xr * t, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
