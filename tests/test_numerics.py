@@ -79,3 +79,35 @@ def test_tanhexp_forward_and_backward_are_finite_for_every_finite_input(backend,
     tol = float(np.finfo(dtype).eps) * 8
     np.testing.assert_allclose(y, xr * t, rtol=tol, atol=tol)
     np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
+
+
+# -- 4. Adam never divides 0 by 0 -------------------------------------------------------------------
+
+
+def _adam_zero_gradient_step(backend, dtype, eps):
+    model = xpnet.Sequential([L.Affine(3, 2)])
+    for layer in model.layers:
+        for name in layer.param_names:
+            setattr(layer, name, backend.xp.astype(getattr(layer, name), dtype))
+    opt = Adam(lr=0.1, eps=eps)
+    before = {k: host(v).copy() for k, v in model.params.items()}
+    zero = {k: v * 0.0 for k, v in model.params.items()}
+    for _ in range(3):
+        opt.update(model.params, zero)
+    return before, {k: host(v) for k, v in model.params.items()}
+
+
+@pytest.mark.parametrize("dtype, eps", [("float16", 1e-7), ("float32", 1e-44)])
+def test_adam_with_a_tiny_eps_and_a_zero_gradient_is_not_nan(backend, dtype, eps):
+    """ε·√(1-β₂ᵗ) underflowed to 0 in the parameter dtype: a zero gradient gave 0/0 = NaN."""
+    dt = _float_dtype_or_skip(backend, dtype)
+    before, after = _adam_zero_gradient_step(backend, dt, eps)
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k])  # zero gradient, zero step
+
+
+@pytest.mark.parametrize("dtype, eps", [("float16", 1e-8), ("float32", 1e-46), ("float64", 0.0)])
+def test_adam_refuses_an_eps_that_vanishes_in_the_dtype(backend, dtype, eps):
+    dt = _float_dtype_or_skip(backend, dtype)
+    with pytest.raises(ValueError, match=r"eps="):
+        _adam_zero_gradient_step(backend, dt, eps)
