@@ -150,6 +150,7 @@ class Flooding(Loss):
 
     def clear(self):
         self.sign = None
+        self.loss.clear()
 
 
 LOSSES: dict[str, type[Loss]] = {"SoftmaxCrossEntropy": SoftmaxCrossEntropy, "MeanSquaredError": MeanSquaredError}

@@ -81,18 +81,9 @@ class Trainer:
 
     def evaluate(self, x: Any, t: Any) -> tuple[float, float]:
         """(mean loss, accuracy) of checked device data in evaluation mode, read once."""
-        model, xp = self.model, self.model.backend.xp
-        loss_sum, correct = 0.0, 0
-        n = x.shape[0]
-        for i in range(0, n, self.eval_batch_size):
-            stop = min(i + self.eval_batch_size, n)
-            xb, tb = x[i:stop, ...], t[i:stop, ...]
-            y = model.forward(xb, train=False)
-            loss_sum = loss_sum + model.loss_layer.forward(y, tb) * xb.shape[0]
-            labels = tb if tb.ndim == 1 else xp.argmax(tb, axis=1)
-            correct = correct + xp.sum(xp.astype(xp.argmax(y, axis=1) == labels, xp.int64))
-        loss = loss_sum / n + self.optimizer.penalty(model.params)
-        return float(loss), int(correct) / n
+        loss, correct = self.model.evaluate(x, t, self.eval_batch_size)
+        loss = loss + self.optimizer.penalty(self.model.params)
+        return float(loss), int(correct) / x.shape[0]
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None) -> History:
