@@ -74,11 +74,14 @@ class SoftmaxCrossEntropy(Loss):
         return xp.sum(xp.log(s) - row_sums(self.backend, self.ones, self.t * z)) / n if value else None
 
     def onehot(self, t: Any, c: int, dtype: Any) -> Any:
-        """One-hot rows by comparison with ``arange(C)`` (the standard has no scatter)."""
+        """One-hot rows by comparison with ``arange(C)`` (the standard has no scatter); ``arange``
+        in the labels' dtype where it holds C - 1 (uint8 labels and 300 classes would wrap)."""
         xp = self.xp
         classes = getattr(self, "_classes", None)
-        if classes is None or classes.shape[0] != c or classes.dtype != t.dtype:
-            classes = self._classes = xp.arange(c, dtype=t.dtype, device=self.backend.device)
+        if classes is None or self._classes_for != (c, t.dtype):
+            wide = xp.iinfo(t.dtype).max >= c - 1
+            classes = self._classes = xp.arange(c, dtype=t.dtype if wide else xp.int64, device=self.backend.device)
+            self._classes_for = (c, t.dtype)
         return xp.astype(t[:, None] == classes, dtype)
 
     def backward(self, dout: Any = 1.0) -> Any:
