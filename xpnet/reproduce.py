@@ -283,11 +283,16 @@ def run(tasks: Sequence[Task], jobs: int, data_path: str | None = None, device: 
     os.environ.update({v: "1" for v in THREAD_VARS})  # read by each spawned worker's BLAS at import
     try:
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
+        try:
             futures = {pool.submit(run_task, t, data_path, device, meta): t for t in todo}
             for k, fut in enumerate(cf.as_completed(futures), 1):
                 err = fut.exception()
                 report(k, futures[fut], None if err else fut.result(), err)
+        except KeyboardInterrupt:  # finished runs are on disk; the same command resumes
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     finally:
         for v, old in saved.items():
             if old is None:
@@ -362,6 +367,7 @@ def render(path: str | os.PathLike, link_base: str | os.PathLike | None = None) 
         dry = f"dataset {doc['settings'].get('dataset')}, {doc['settings'].get('epochs')} epochs"
         lines += [f"**Dry run only** ({dry}): not a reproduction.", ""]
     lines += [f"Command: `{meta.get('command')}` — {n} seeds ({_span(doc['seeds'])}) per row, "
+              f"{meta.get('jobs')} run(s) at a time, "
               f"commit {str(meta.get('commit'))[:10]}{' (dirty)' if meta.get('dirty') else ''}, "
               f"{meta.get('machine', {}).get('cpu')} ({meta.get('machine', {}).get('cores')} cores)"
               + (f", GPU {meta['machine']['gpu']}" if meta.get("machine", {}).get("gpu") else "")
@@ -536,6 +542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"xpnet.reproduce: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("xpnet.reproduce: interrupted; finished runs are kept, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
 
 
 def _render_cmd(tables: Sequence[Table], out: pathlib.Path) -> int:
