@@ -33,7 +33,7 @@ COLUMNS = ("train", "test", "best", "TS95", "TS97", "TS98", "time")
 CURVES = ("train_loss", "test_loss", "train_acc", "test_acc")
 """The per-epoch metrics plotted, one panel each."""
 
-RUN_OPTIONS = ("device", "data_path", "plot", "quiet", "save", "history")
+RUN_OPTIONS = ("device", "data_path", "plot", "quiet", "save", "history", "distributed")
 """Options of ``xpnet train`` that say where to put things, not what to run (not part of a config)."""
 
 

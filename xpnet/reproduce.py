@@ -170,6 +170,7 @@ class Task:
     cfg: dict[str, Any]
     path: pathlib.Path
     cost: float
+    keys: tuple[str, ...] = ()  # the settings the table (and the command) fix: a stored run must match them
 
 
 def plan(tables: Sequence[Table], out: pathlib.Path, seeds: int | None = None, seed: int | None = None,
@@ -183,8 +184,9 @@ def plan(tables: Sequence[Table], out: pathlib.Path, seeds: int | None = None, s
             cfg = table.config(row, **extra)
             for s in seeds_from(cfg["seed"] if seed is None else seed, n):
                 cost = cfg["epochs"] * {"mlp": 1, "simple-cnn": 30, "deep-cnn": 60}.get(cfg["model"], 1)
+                keys = (*table.common, *row.settings, *extra, "seed", "row")
                 tasks.append(Task(table.name, row.label, s, {**cfg, "seed": s, "row": row.label},
-                                  out / table.name / f"{row.slug}-seed{s}.json", cost))
+                                  out / table.name / f"{row.slug}-seed{s}.json", cost, tuple(dict.fromkeys(keys))))
     return sorted(tasks, key=lambda t: -t.cost)
 
 
@@ -192,8 +194,10 @@ def _norm(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
-def _same(stored: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
-    return [k for k in cfg if _norm(stored.get(k)) != _norm(cfg[k])]
+def _differ(stored: dict[str, Any], cfg: dict[str, Any], keys: Sequence[str]) -> list[str]:
+    """Settings where a stored run differs from the planned one: those in ``keys``, and every other one the
+    stored run records (a setting added to xpnet later, absent from older files, does not count)."""
+    return [k for k in cfg if (k in keys or k in stored) and _norm(stored.get(k)) != _norm(cfg[k])]
 
 
 def done(task: Task) -> bool:
@@ -201,7 +205,7 @@ def done(task: Task) -> bool:
     if not task.path.exists():
         return False
     stored = json.loads(task.path.read_text()).get("config", {})
-    differ = _same(stored, task.cfg)
+    differ = _differ(stored, task.cfg, task.keys)
     if differ:
         raise ValueError(f"{task.path} holds another run ({', '.join(f'{k}={stored.get(k)!r} not {task.cfg[k]!r}' for k in differ)}); "
                          f"use another --out or delete the file to rerun it")
