@@ -194,3 +194,17 @@ def test_runner_parallel_workers_pin_blas(tmp_path, capsys):
     threads = {b["num_threads"] for r in runs for b in r["meta"]["blas"]}
     assert threads <= {1}  # empty where threadpoolctl is not installed
     assert (tmp_path / "act-lr0.5.png").exists() or "no PNG" in capsys.readouterr().err
+
+
+def test_runner_resumes_a_run_from_its_checkpoint(tmp_path):
+    from xpnet.cli import _load_data, run_config
+
+    (task,) = R.plan(R.select(["simple-cnn"]), tmp_path, seeds=1, quick=True)
+    first = {**task.cfg, "epochs": 1}  # a run stopped after its first epoch left this checkpoint
+    task.path.parent.mkdir(parents=True)
+    ckpt = task.path.with_suffix(".ckpt")
+    done = run_config(first, _load_data("digits", None, images=True), verbose=False, checkpoint=ckpt)[2]
+    run = R.run_task(task, None, None, {})
+    # epoch 1 comes from the checkpoint (its measured seconds too: a fresh run would time it anew)
+    assert len(run["records"]) == 2 and run["records"][0] == done.records[0]
+    assert not ckpt.exists() and load_runs(task.path)[0].config["epochs"] == 2

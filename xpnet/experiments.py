@@ -33,8 +33,6 @@ COLUMNS = ("train", "test", "best", "TS95", "TS97", "TS98", "time")
 CURVES = ("train_loss", "test_loss", "train_acc", "test_acc")
 """The per-epoch metrics plotted, one panel each."""
 
-RUN_OPTIONS = ("device", "data_path", "plot", "quiet", "save", "history", "distributed")
-"""Options of ``xpnet train`` that say where to put things, not what to run (not part of a config)."""
 
 
 # -- seeds and configurations --------------------------------------------------------------------
@@ -63,9 +61,9 @@ def default_config(**overrides: Any) -> dict[str, Any]:
 
     Keys are the option names with ``_`` (``batch_size``, ``hswish_n``, ...); an unknown key raises.
     """
-    from .cli import _train_parser
+    from .cli import SETTINGS, _train_parser
 
-    cfg = {k: v for k, v in vars(_train_parser().parse_args([])).items() if k not in RUN_OPTIONS}
+    cfg = {k: v for k, v in vars(_train_parser().parse_args([])).items() if k in (*SETTINGS, "batchnorm")}
     unknown = sorted(set(overrides) - set(cfg))
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(cfg))}")

@@ -9,7 +9,9 @@ Each run (one row, one seed) is one task; ``--jobs J`` runs J of them at once in
 the BLAS pinned to one thread each (``OMP/OPENBLAS/MKL_NUM_THREADS=1``, and threadpoolctl when installed).
 Every finished run is written at once to ``OUT/TABLE/ROW-seedS.json`` (config, per-epoch records, summary,
 machine, versions, commit, wall time), so an interrupted ``run`` resumes where it stopped: runs whose file
-exists are skipped (their configuration must match, else the run stops with an error). When a table's
+exists are skipped (their configuration must match, else the run stops with an error), and a run stopped
+midway continues from its checkpoint ``OUT/TABLE/ROW-seedS.ckpt`` (written after every epoch, removed
+when the run is done). When a table's
 runs are all there, ``OUT/TABLE.json`` (every run, readable by :func:`xpnet.experiments.load_runs`),
 ``OUT/TABLE.png`` (mean curves ± 1 sd) and ``OUT/TABLE.md`` (the rendered table) are written.
 """
@@ -234,15 +236,18 @@ def run_task(task: Task, data_path: str | None, device: Any, meta: dict[str, Any
     if key not in _DATA:
         _DATA[key] = _load_data(cfg["dataset"], data_path, images)
     start = time.perf_counter()
-    _, _, history = run_config(cfg, _DATA[key], device, verbose=False)
+    ckpt = task.path.with_suffix(".ckpt")  # a run stopped midway (Ctrl-C, kill, crash) resumes from it
+    task.path.parent.mkdir(parents=True, exist_ok=True)
+    _, _, history = run_config(cfg, _DATA[key], device, verbose=False, checkpoint=ckpt,
+                               resume=ckpt if ckpt.exists() else None)
     wall = time.perf_counter() - start
     run = json.loads(history.to_json())
     run["meta"] = {**meta, "table": task.table, "row": task.row, "wall_s": round(wall, 2),
                    "finished": _now(), "blas": _blas()}
-    task.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = task.path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(run) + "\n")
     os.replace(tmp, task.path)
+    ckpt.unlink(missing_ok=True)
     return run
 
 
