@@ -21,7 +21,23 @@ from .io import load, load_checkpoint, save
 from .model import Sequential
 from .trainer import Trainer
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version; in a source checkout on ``sys.path``, pyproject.toml's."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("xpnet")
+    except metadata.PackageNotFoundError:
+        import pathlib
+        import re
+
+        pyproject = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
+        found = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M) if pyproject.exists() else None
+        return found.group(1) if found else "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "Backend", "BackendUnavailableError", "History", "Sequential", "Trainer", "datasets", "distributed", "load", "load_checkpoint",

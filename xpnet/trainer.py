@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable, TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .distributed import Communicator, SingleCommunicator
@@ -109,7 +110,7 @@ class Trainer:
         params = model.params
         n = x.shape[0]
         steps = range(first * b, n, b)
-        bar = _Bar(len(steps), self.out) if self.progress else None
+        bar = progress_bar(len(steps), self.out) if self.progress else None
         done = first
         for i in steps:
             stop = min(i + b, n)  # in-bounds stop: the standard leaves out-of-bounds unspecified
@@ -120,7 +121,7 @@ class Trainer:
             grads = model.backward() if hi > lo else None
             opt.update(params, self.comm.allreduce_grad(grads, params, model.backend, (hi - lo) / (stop - i)))
             if bar:
-                bar.tick()
+                bar.update()
             done += 1
             if ckpt.stop_requested(self):  # a signal: finish this step, then stop (fit saves the run)
                 break
@@ -205,23 +206,6 @@ def _isatty(stream: TextIO) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-class _Bar:
-    """A one-line progress bar (redrawn about 50 times an epoch)."""
-
-    def __init__(self, total: int, out: TextIO) -> None:
-        self.total, self.done, self.out = total, 0, out
-        self.every = max(1, total // 50)
-        self.start = time.perf_counter()
-
-    def tick(self) -> None:
-        self.done += 1
-        if self.done % self.every == 0 or self.done == self.total:
-            width = 30
-            filled = width * self.done // self.total
-            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-            self.out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {rate:.0f} it/s")
-            self.out.flush()
-
-    def close(self) -> None:
-        self.out.write("\r" + " " * 60 + "\r")
-        self.out.flush()
+def progress_bar(total: int, out: TextIO) -> Any:
+    """A ``tqdm`` bar of ``total`` steps on ``out``, cleared when the epoch ends (its log line stays)."""
+    return tqdm(total=total, file=out, leave=False, unit="step", dynamic_ncols=True, mininterval=0.2)
