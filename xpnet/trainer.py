@@ -29,8 +29,10 @@ class Trainer:
     after each epoch and read once (one host–device sync per epoch).
 
     Args:
-        model, optimizer: what to train and how.
-        epochs, batch_size: one epoch visits every sample once; the last batch may be smaller.
+        model: what to train.
+        optimizer: how to update its parameters.
+        epochs: one epoch visits every sample once.
+        batch_size: samples per step; the last batch of an epoch may be smaller.
         seed: seeds the shuffling (initial weights come from ``xpnet.seed`` before building the model).
         eval_batch_size: batch size of the per-epoch evaluation passes.
         verbose: print the model summary and one line per epoch.
