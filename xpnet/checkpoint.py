@@ -276,6 +276,8 @@ class Run:
         self.data = _fingerprint(trainer.model, data, test) if saved or trainer.checkpoint is not None else None
         if saved:
             self._resume(saved)
+        elif trainer.checkpoint is not None:
+            self.save(0, 0, 0.0, done=False)  # from now on a checkpoint exists, whenever the run is stopped
 
     def _resume(self, saved: dict[str, Any]) -> None:
         trainer = self.trainer
