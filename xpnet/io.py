@@ -38,11 +38,11 @@ def _make_loss(cfg: dict[str, Any]) -> losses.Loss:
 
 
 def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optimizer | None = None,
-         run: dict[str, Any] | None = None) -> None:
+         run: dict[str, Any] | None = None, run_arrays: dict[str, np.ndarray] | None = None) -> None:
     """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically.
 
-    ``run``: a training run's state (JSON-able) stored beside the model: a run checkpoint, see
-    :mod:`xpnet.checkpoint`; :func:`load` reads the model out of such a file too."""
+    ``run``, ``run_arrays``: a training run's state (JSON-able, host arrays) stored beside the model: a
+    run checkpoint, see :mod:`xpnet.checkpoint`; :func:`load` reads the model out of such a file too."""
     path = pathlib.Path(path)
     meta: dict[str, Any] = {
         "format": FORMAT,
@@ -61,6 +61,7 @@ def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optim
             arrays.update({f"opt/{key}/{slot}": to_numpy(a) for slot, a in slots.items()})
     if run is not None:
         meta["run"] = run
+        arrays.update({f"run/{k}": a for k, a in (run_arrays or {}).items()})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -115,7 +116,7 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
     path = pathlib.Path(path)
     meta, arrays = _read(path)
     target = resolve_backend(backend, device)
-    groups: dict[str, dict[str, np.ndarray]] = {"param": {}, "buffer": {}, "opt": {}}
+    groups: dict[str, dict[str, np.ndarray]] = {"param": {}, "buffer": {}, "opt": {}, "run": {}}  # run: checkpoint.py
     for name, a in arrays.items():
         kind, _, key = name.partition("/")
         if kind not in groups:
