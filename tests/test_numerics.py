@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from xptest import host
 
 import xpnet
 from xpnet import layers as L
 from xpnet import losses
 from xpnet.optimizers import Adam
-from xptest import host
 
 F32_EPS = float(np.finfo(np.float32).eps)
 
@@ -155,7 +155,7 @@ def test_bfloat16_model_round_trips_exactly(bf16_model, tmp_path):
 
 @pytest.mark.parametrize("name", ["numpy", "array_api_strict"])
 def test_bfloat16_file_loads_as_float32_where_there_is_no_bfloat16(bf16_model, tmp_path, name):
-    model, _, x = bf16_model
+    model, _, _ = bf16_model
     model.save(tmp_path / "m.npz")
     loaded = xpnet.load(tmp_path / "m.npz", backend=name)
     for k, v in model.params.items():

@@ -5,17 +5,18 @@ checks over random label arrays. Examples are small so the suite stays fast; the
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from xptest import CPU_BACKENDS, host
 
 import xpnet
 from xpnet import layers as L
 from xpnet import losses, optimizers
-from xptest import CPU_BACKENDS, host
 
 BACKENDS = [name for name in CPU_BACKENDS if name in xpnet.available_backends()]
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None,
@@ -31,7 +32,7 @@ def _float64_and_back():
 
 # -- layers: backward against central differences -------------------------------------------------
 
-ACTIVATIONS = {name: cls for name, cls in L.ACTIVATIONS.items()}
+ACTIVATIONS = L.ACTIVATIONS
 
 
 LAYER_KINDS = ["Affine", "activation", "Dropout", "BatchNorm", "Convolution", "Pooling", "AvgPooling", "Flatten"]
@@ -162,7 +163,7 @@ def architectures(draw):
 
         def build():
             layers = []
-            for (a, b), (act, bn, p) in zip(zip(widths, widths[1:]), extras):
+            for (a, b), (act, bn, p) in zip(itertools.pairwise(widths), extras):
                 layers.append(L.Affine(a, b))
                 layers += [L.BatchNorm(b)] if bn else []
                 layers.append(ACTIVATIONS[act]())

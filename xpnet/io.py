@@ -90,9 +90,10 @@ def _to_host(arrays: dict[str, Any], meta: dict[str, Any]) -> dict[str, np.ndarr
 def _from_bits(path: pathlib.Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, str]:
     """Replace the raw-bit entries named in ``meta["dtypes"]`` by their exact float32 values in place;
     returns ``{entry: dtype name}``."""
-    dtypes = meta.get("dtypes", {})
-    if not isinstance(dtypes, dict):
-        raise ValueError(f"{path}: invalid dtype table {dtypes!r}")
+    try:
+        dtypes = dict(meta.get("dtypes", {}))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: invalid dtype table: {e}") from e
     for name, kind in dtypes.items():
         a = arrays.get(name)
         if kind != "bfloat16" or a is None or a.dtype != np.uint16:
