@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import backend as B
+from . import controls
 from .datasets import DATASETS
 from .history import plot_histories
 from .models import deep_cnn, mlp, simple_cnn
@@ -18,6 +19,9 @@ from .optimizers import OPTIMIZERS
 from .trainer import Trainer
 
 TABLE_COLUMNS = ("train", "test", "best", "TS95", "TS97", "TS98", "time")
+OPTIONAL_COLUMNS = ("val_epoch", "test@val", "wall", "ratio")
+"""Shown when a row has them: the test accuracy at the lowest validation loss; wall time and its
+ratio to the fastest run (``compare --gradient numerical,backprop``)."""
 
 
 def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
@@ -43,8 +47,18 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     opt("--flooding", float, None, "flood level b (off by default)")
     opt("--weight-decay", float, 0.0, "L2 weight decay λ")
     opt("--dropout", float, 0.0, "dropout probability after each hidden activation")
-    opt("--dtype", str, "float32", "float32 | float64")
+    opt("--dtype", str, None, "float32 | float64 (None: float32, float64 with --gradient numerical)")
     opt("--init", str, "auto", "he | xavier | <std> | auto (xavier for sigmoid/tanh, else he)")
+    opt("--gradient", str, "backprop", "backprop | numerical (central differences, 2 forwards per parameter: slow)")
+    opt("--schedule", str, None, "learning rate per epoch: constant | step[:SIZE[:GAMMA]] | exponential[:GAMMA] | "
+        "cosine[:MIN_LR]")
+    opt("--warmup", int, 0, "epochs of linear learning-rate warm-up before the schedule")
+    opt("--clip-norm", float, None, "clip the gradients to this global norm each step")
+    opt("--validation-split", float, None, "hold out this stratified fraction of the training data for validation")
+    p.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a lower "
+                   "validation loss (needs --validation-split)")
+    p.add_argument("--restore-best", action="store_true", help="end with the weights of the lowest validation "
+                   "loss (needs --validation-split)")
     p.add_argument("--batchnorm", action="store_true", help="BatchNorm after each hidden Affine")
     p.add_argument("--device", default=None, help="device of the backend (cupy: GPU index; torch: 'cuda:0')")
     p.add_argument("--data-path", default=None, help="folder holding the IDX files (mnist, fashion-mnist)")
@@ -53,8 +67,10 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
 
 
 CONVERT = {"hswish_n": float, "lr": float, "momentum": float, "batch_size": int, "epochs": int, "seed": int,
-           "flooding": float, "weight_decay": float, "dropout": float}
-SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer", "dtype", "init")
+           "flooding": float, "weight_decay": float, "dropout": float, "warmup": int, "clip_norm": float,
+           "validation_split": float}
+SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer", "dtype", "init", "gradient",
+            "schedule")
 """The options that describe one run (``compare`` takes a list for each)."""
 
 
@@ -90,7 +106,9 @@ def _init(value: str) -> str | float:
 def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None):
     """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history)."""
     (x, t), (xt, tt) = data
+    trainer_options, fit_options = controls.cli_options(cfg)
     backend = B.resolve_backend(cfg["backend"], device)
+    cfg["dtype"] = controls.default_dtype(cfg)
     B.set_default_dtype(cfg["dtype"])
     with B.use_backend(backend):
         B.seed(cfg["seed"])
@@ -103,33 +121,38 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
         kwargs["momentum"] = cfg["momentum"]
     optimizer = OPTIMIZERS[name](**kwargs)
     trainer = Trainer(model, optimizer, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      verbose=verbose, out=out)
-    history = trainer.fit(x, t, xt, tt)
+                      verbose=verbose, out=out, **trainer_options)
+    history = trainer.fit(x, t, xt, tt, **fit_options)
     history.config.update({k: v for k, v in cfg.items()})
     return model, optimizer, history
 
 
 def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequence[str]) -> str:
-    """The articles' result table: the varied settings, then train/test/best %, TS95/97/98, time."""
-    header = [*keys, *TABLE_COLUMNS]
+    """The articles' result table: the varied settings, then train/test/best %, TS95/97/98, time
+    (and :data:`OPTIONAL_COLUMNS` where a row has them)."""
+    columns = [*TABLE_COLUMNS, *(c for c in OPTIONAL_COLUMNS if any(c in summary for _, summary in rows))]
+    header = [*keys, *columns]
 
     def cell(v: Any, col: str) -> str:
         if v is None:
             return "–"
-        if col in ("train", "test", "best"):
+        if col in ("train", "test", "best", "test@val"):
             return f"{v:.2f}"
-        if col == "time":
-            return f"{v:.1f} s"
+        if col in ("time", "wall"):
+            return f"{v:.1f} s" if col == "time" else f"{v:.3g} s"
+        if col == "ratio":
+            return f"{v:.0f}×" if v >= 10 else f"{v:.2f}×"
         return str(v)
 
-    body = [[str(cfg[k]) for k in keys] + [cell(summary[c], c) for c in TABLE_COLUMNS] for cfg, summary in rows]
+    body = [[str(cfg[k]) for k in keys] + [cell(summary.get(c), c) for c in columns] for cfg, summary in rows]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
+    cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm", "patience", "restore_best")}
+    controls.cli_options(cfg)  # options checked before the data is loaded
     data = _load_data(args.dataset, args.data_path, images=args.model != "mlp")
     start = time.perf_counter()
     model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet)
@@ -153,18 +176,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
         given = getattr(args, key)
         values = [v for item in given for v in (item.split(",") if key != "hidden" else [item])] if given else [default]
         grid[key] = [CONVERT[key](v) if key in CONVERT and v is not None else v for v in values]
+    if grid["dtype"] == [None] and "numerical" in grid["gradient"]:
+        grid["dtype"] = ["float64"]  # one dtype for all runs, so that only the gradient differs
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
+    combos = [dict(zip(grid, combo), batchnorm=args.batchnorm, patience=args.patience,
+                   restore_best=args.restore_best) for combo in itertools.product(*grid.values())]
+    for cfg in combos:
+        controls.cli_options(cfg)  # every run's options checked before the first one trains
     rows, histories, datasets = [], {}, {}
-    for combo in itertools.product(*grid.values()):
-        cfg = dict(zip(grid, combo), batchnorm=args.batchnorm)
+    for cfg in combos:
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
         print(f"== {label}", flush=True)
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
             datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
+        start = time.perf_counter()
         _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet)
-        rows.append((cfg, history.summary()))
+        rows.append((cfg, {**history.summary(), "wall": time.perf_counter() - start}))
+        history.config["wall_seconds"] = rows[-1][1]["wall"]
         histories[label] = history
+    if "gradient" in varied:  # the speed of each way of computing gradients, against the fastest
+        fastest = min(summary["wall"] for _, summary in rows)
+        for _, summary in rows:
+            summary["ratio"] = summary["wall"] / fastest
+    else:
+        for _, summary in rows:
+            del summary["wall"]
     print(format_table(rows, varied))
     if args.plot:
         plot_histories(histories, args.plot)
@@ -205,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(rest)
+    except controls.OptionError as e:
+        print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        return 2
     except (B.BackendUnavailableError, FileNotFoundError, ValueError) as e:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
         return 1
