@@ -225,3 +225,21 @@ def test_cli_compare_numerical_and_backprop(tmp_path, capsys):
     assert [r["config"]["gradient"] for r in runs] == ["numerical", "backprop"]
     losses = [r["records"][0]["train_loss"] for r in runs]
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)  # same seed, same order: the same training
+
+
+def test_cli_resume_keeps_the_schedule_clipping_and_validation(tmp_path):
+    """A run stopped after 2 epochs and resumed to 4 ends where a straight 4-epoch run does."""
+    from xpnet.cli import main
+
+    opts = ["--hidden", "16", "--schedule", "exponential:0.8", "--clip-norm", "0.5", "--validation-split", "0.2",
+            "--quiet"]
+    assert main(["train", "--epochs", "4", *opts, "--save", str(tmp_path / "straight.npz")]) == 0
+    assert main(["train", "--epochs", "2", *opts, "--checkpoint", str(tmp_path / "run.ckpt")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "run.ckpt"), "--epochs", "4", "--quiet",
+                 "--save", str(tmp_path / "resumed.npz"), "--history", str(tmp_path / "h.json")]) == 0
+    with np.load(tmp_path / "resumed.npz") as a, np.load(tmp_path / "straight.npz") as b:
+        for key in b.files:
+            if key.startswith("param"):
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    h = xpnet.History.load(tmp_path / "h.json")
+    assert h["lr"] == pytest.approx([0.1 * 0.8**e for e in range(4)]) and None not in h["val_loss"]

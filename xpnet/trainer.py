@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any, Callable, TextIO
 
 import numpy as np
 
+from . import checkpoint as ckpt
 from . import controls
 from .clipping import check_clip_norm, clip_by_global_norm
 from .distributed import Communicator, SingleCommunicator
@@ -50,6 +52,10 @@ class Trainer:
         comm: data-parallel training (:func:`xpnet.distributed.init`): ``batch_size`` is the global batch,
             each rank takes its share of it and one allreduce per step averages the gradients; only rank 0
             prints. Default: one process.
+        checkpoint: write a run checkpoint (model, optimizer, history, RNG states) to this file,
+            atomically, every ``checkpoint_every`` epochs and at the end (under MPI rank 0 writes); while
+            it trains, SIGINT and SIGTERM finish the step, save and raise
+            :class:`xpnet.checkpoint.Interrupted`. Continue a run with :meth:`from_checkpoint` (or :meth:`restore`).
     """
 
     def __init__(
@@ -70,9 +76,15 @@ class Trainer:
         clip_norm: float | None = None,
         restore_best: bool = False,
         comm: Communicator | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
-        if epochs < 1 or batch_size < 1 or eval_batch_size < 1:
-            raise ValueError("epochs, batch_size and eval_batch_size must be >= 1")
+        if epochs < 1 or batch_size < 1 or eval_batch_size < 1 or checkpoint_every < 1:
+            raise ValueError("epochs, batch_size, eval_batch_size and checkpoint_every must be >= 1")
+        self.checkpoint, self.checkpoint_every = ckpt.check_path(checkpoint), int(checkpoint_every)
+        self.run_info: dict[str, Any] = {}  # JSON-able facts kept in each checkpoint (the CLI's options)
+        self._resume: dict[str, Any] | None = None
+        self.signal_received: int | None = None
         self.model, self.optimizer = model, optimizer
         self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), seed
         self.comm = comm if comm is not None else SingleCommunicator()
@@ -88,15 +100,37 @@ class Trainer:
         if self.clip_norm is not None and getattr(optimizer, "clip_norm", None) is not None:
             raise ValueError("clip_norm is set on both the Trainer and the optimizer: set it on one")
 
+    # -- run checkpoints (xpnet/checkpoint.py) ----------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, epochs: int | None = None, *, verbose: bool = True,
+                        checkpoint: str | os.PathLike | bool = True, backend: Any = None, device: Any = None,
+                        **options: Any) -> Trainer:
+        """The trainer, model and optimizer of a run checkpoint; ``fit(x, t, x_test, t_test)`` with the
+        run's data continues it to ``epochs`` (default: the run's own count), bitwise as if never stopped.
+
+        ``checkpoint``: keep writing to ``path`` (``True``), to a new file, or not at all (``False``).
+        ``backend``/``device``: where to resume (default: the run's backend). ``options``: other
+        ``Trainer`` options that leave the trajectory alone (``progress``, ``out``, ``callbacks``, ...).
+        """
+        return ckpt.from_checkpoint(cls, path, epochs, checkpoint, backend, device, verbose=verbose, **options)
+
+    def restore(self, path: str | os.PathLike) -> Trainer:
+        """Load a run checkpoint of this model and optimizer; the next ``fit`` continues that run.
+        A checkpoint of another architecture, optimizer, batch size or seed is refused."""
+        ckpt.restore(self, path)
+        return self
+
     # -- one pass ---------------------------------------------------------------------------
-    def train_epoch(self, x: Any, t: Any, order: np.ndarray) -> None:
-        """One epoch of steps over device data in the given host order (no host syncs)."""
+    def train_epoch(self, x: Any, t: Any, order: np.ndarray, first: int = 0) -> int:
+        """One epoch of steps over device data in the given host order (no host syncs), from step
+        ``first``; returns the steps done: fewer when a signal asked to stop (see ``checkpoint``)."""
         model, opt, xp, b = self.model, self.optimizer, self.model.backend.xp, self.batch_size
         index = model.backend.from_host(order)
         params = model.params
         n = x.shape[0]
-        steps = range(0, n, b)
+        steps = range(first * b, n, b)
         bar = _Bar(len(steps), self.out) if self.progress else None
+        done = first
         for i in steps:
             stop = min(i + b, n)  # in-bounds stop: the standard leaves out-of-bounds unspecified
             lo, hi = self.comm.share(i, stop)  # this rank's part of the global batch (all of it alone)
@@ -110,8 +144,12 @@ class Trainer:
             opt.update(params, clip_by_global_norm(grads, self.clip_norm) if self.clip_norm else grads)
             if bar:
                 bar.tick()
+            done += 1
+            if ckpt.stop_requested(self):  # a signal: finish this step, then stop (fit saves the run)
+                break
         if bar:
             bar.close()
+        return done
 
     def evaluate(self, x: Any, t: Any) -> tuple[float, float]:
         """(mean loss, accuracy) of checked device data in evaluation mode, read once (under MPI each rank
@@ -135,11 +173,16 @@ class Trainer:
         the training data, held out), is evaluated each epoch (``val_acc``, ``val_loss`` columns) and
         watched by ``patience`` and ``restore_best`` (given here, they override the constructor's).
         """
-        model = self.model
         if patience is not None:
             self.patience = patience
         if restore_best is not None:
             self.restore_best = bool(restore_best)
+        with ckpt.stop_after_step(self):
+            return self._fit(x_train, t_train, x_test, t_test, x_val, t_val, validation_split)
+
+    def _fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None, x_val: Any = None,
+             t_val: Any = None, validation_split: float | None = None) -> History:
+        model = self.model
         x, t = model.check_data(x_train, t_train)  # moved and checked once, never in the step
         test = model.check_data(x_test, t_test) if x_test is not None else None
         if validation_split is not None and x_val is not None:
@@ -150,20 +193,21 @@ class Trainer:
         else:
             val = model.check_data(x_val, t_val) if x_val is not None else None
         keeper = controls.BestWeights()
-        rng = np.random.default_rng(self.seed)
         self.history = History(config={"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
                                        "optimizer": repr(self.optimizer), "backend": str(model.backend)})
         self.history.config.update(controls.describe(self, validation_split, val))
         self.stop = False
         if self.verbose:
             print(model.summary(), file=self.out)
-        best, since_best = math.inf, 0
+        run = ckpt.Run(self, (x, t), test)  # fresh, or where restore() left off (RNGs, history, position)
+        best, since_best = run.best, run.since_best
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
-        for epoch in range(1, self.epochs + 1):
-            start = time.perf_counter()
+        for epoch in range(run.epoch + 1, run.last + 1):
+            start = time.perf_counter() - run.elapsed
             if self.schedule_unit == "epoch":
                 self.optimizer.lr = float(self.schedule(epoch - 1))
-            self.train_epoch(x, t, rng.permutation(x.shape[0]))
+            steps = self.train_epoch(x, t, run.order(x.shape[0]), run.step)
+            run.steps_done(epoch, steps, -(-x.shape[0] // self.batch_size), start)
             self.comm.bcast_data(model.buffers, model.backend)  # BatchNorm statistics: rank 0's, as DDP
             train_loss, train_acc = self.evaluate(x, t)
             test_loss, test_acc = self.evaluate(*test) if test is not None else (None, None)
@@ -189,11 +233,12 @@ class Trainer:
                 best, since_best = watched, 0
             else:
                 since_best += 1
-            if self.patience is not None and since_best >= self.patience:
-                if self.verbose:
-                    print(f"early stop: no improvement for {self.patience} epochs", file=self.out)
-                break
-            if any(cb(self, record) is True for cb in self.callbacks) or self.stop:
+            early = self.patience is not None and since_best >= self.patience
+            if early and self.verbose:
+                print(f"early stop: no improvement for {self.patience} epochs", file=self.out)
+            stop = early or any(cb(self, record) is True for cb in self.callbacks) or self.stop
+            run.end_epoch(epoch, best, since_best, done=stop or epoch == self.epochs)
+            if stop:
                 break
         if self.restore_best and keeper.epoch is not None:
             keeper.restore(model)
