@@ -243,3 +243,14 @@ def test_cli_resume_keeps_the_schedule_clipping_and_validation(tmp_path):
                 np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     h = xpnet.History.load(tmp_path / "h.json")
     assert h["lr"] == pytest.approx([0.1 * 0.8**e for e in range(4)]) and None not in h["val_loss"]
+
+
+@pytest.mark.parametrize("dtype_args, expected", [([], "float64"), (["--dtype", "float32"], "float32")])
+def test_cli_numerical_training_is_float64_unless_told(tmp_path, dtype_args, expected):
+    from xpnet.cli import main
+
+    argv = ["train", "--gradient", "numerical", "--hidden", "2", "--epochs", "1", "--batch-size", "1000", "--quiet",
+            "--history", str(tmp_path / "h.json"), *dtype_args]
+    assert main(argv) == 0
+    config = xpnet.History.load(tmp_path / "h.json").config
+    assert config["dtype"] == expected and config["gradient"] == "numerical"

@@ -20,6 +20,7 @@ from . import backend as B
 from . import checkpoint as ckpt
 from . import controls, distributed
 from .datasets import DATASETS
+from .experiments import compare_seeds, format_seed_table, plot_bands, save_runs
 from .history import plot_histories
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS
@@ -54,7 +55,7 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     opt("--flooding", float, None, "flood level b (off by default)")
     opt("--weight-decay", float, 0.0, "L2 weight decay λ")
     opt("--dropout", float, 0.0, "dropout probability after each hidden activation")
-    opt("--dtype", str, None, "float32 | float64 (None: float32, float64 with --gradient numerical)")
+    opt("--dtype", str, "float32", "float32 | float64 (float64 with --gradient numerical unless given)")
     opt("--init", str, "auto", "he | xavier | <std> | auto (xavier for sigmoid/tanh, else he)")
     opt("--gradient", str, "backprop", "backprop | numerical (central differences, 2 forwards per parameter: slow)")
     opt("--schedule", str, None, "learning rate per epoch: constant | step[:SIZE[:GAMMA]] | exponential[:GAMMA] | "
@@ -130,7 +131,6 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
         history.config.update(cfg)
         return trainer.model, trainer.optimizer, history
     backend = B.resolve_backend(cfg["backend"], device)
-    cfg["dtype"] = controls.default_dtype(cfg)
     B.set_default_dtype(cfg["dtype"])
     with B.use_backend(backend):
         B.seed(cfg["seed"])
@@ -183,6 +183,7 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     else:
         cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm", "patience", "restore_best")}
         controls.cli_options(cfg)  # options checked before the data is loaded
+        cfg["dtype"] = controls.default_dtype(cfg, given=any(a.split("=")[0] == "--dtype" for a in argv))
         _refuse_existing(args.checkpoint)
     cfg["data_path"] = args.data_path if args.data_path is not None else cfg.get("data_path")
     data = _load_data(cfg["dataset"], cfg["data_path"], images=cfg["model"] != "mlp")
@@ -212,41 +213,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
         given = getattr(args, key)
         values = [v for item in given for v in (item.split(",") if key != "hidden" else [item])] if given else [default]
         grid[key] = [CONVERT[key](v) if key in CONVERT and v is not None else v for v in values]
-    if grid["dtype"] == [None] and "numerical" in grid["gradient"]:
+    seeds = compare_seeds(grid.pop("seed"), args.seeds)
+    if args.dtype is None and "numerical" in grid["gradient"]:
         grid["dtype"] = ["float64"]  # one dtype for all runs, so that only the gradient differs
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
     combos = [dict(zip(grid, combo), batchnorm=args.batchnorm, patience=args.patience,
-                   restore_best=args.restore_best) for combo in itertools.product(*grid.values())]
+                   restore_best=args.restore_best, seed=seeds[0]) for combo in itertools.product(*grid.values())]
     for cfg in combos:
         controls.cli_options(cfg)  # every run's options checked before the first one trains
     rows, histories, datasets = [], {}, {}
     for cfg in combos:
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
-        print(f"== {label}", flush=True)
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
             datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
-        start = time.perf_counter()
-        row = _row_checkpoint(args.checkpoint, cfg) if args.checkpoint else None  # resumed when it exists
-        _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet,
+        runs = []
+        for s in seeds:
+            print(f"== {label}" + (f", seed={s}" if len(seeds) > 1 else ""), flush=True)
+            run = {**cfg, "seed": s}
+            row = _row_checkpoint(args.checkpoint, run) if args.checkpoint else None  # resumed when it exists
+            start = time.perf_counter()
+            runs.append(run_config(run, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet,
                                    checkpoint=row, checkpoint_every=args.checkpoint_every,
-                                   resume=row if row is not None and row.exists() else None)
-        rows.append((cfg, {**history.summary(), "wall": time.perf_counter() - start}))
-        history.config["wall_seconds"] = rows[-1][1]["wall"]
-        histories[label] = history
-    if "gradient" in varied:  # the speed of each way of computing gradients, against the fastest
-        fastest = min(summary["wall"] for _, summary in rows)
-        for _, summary in rows:
-            summary["ratio"] = summary["wall"] / fastest
+                                   resume=row if row is not None and row.exists() else None)[2])
+            runs[-1].config["wall_seconds"] = time.perf_counter() - start
+        rows.append((cfg, runs))
+        histories[label] = runs
+    if len(seeds) == 1:
+        print(format_table(controls.timed_rows(rows, "gradient" in varied), varied))
     else:
-        for _, summary in rows:
-            del summary["wall"]
-    print(format_table(rows, varied))
-    if args.plot:
-        plot_histories(histories, args.plot)
+        print(format_seed_table(rows, varied))
+    if args.plot and len(seeds) > 1:
+        plot_bands(histories, args.plot)
+    elif args.plot:
+        plot_histories({k: v[0] for k, v in histories.items()}, args.plot)
     if args.history:
-        with open(args.history, "w") as f:
-            f.write("[" + ",\n".join(h.to_json() for h in histories.values()) + "]\n")
+        save_runs(args.history, [h for runs in histories.values() for h in runs])
     return 0
 
 
@@ -281,7 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             p = argparse.ArgumentParser(prog="xpnet compare", description="Run every combination of the given "
                                         "values and print one table (lists: --activation relu,swish --lr 0.1 0.5).")
             _add_training_options(p, many=True)
-            p.add_argument("--history", default=None, help="write all runs' records to this .json")
+            p.add_argument("--history", default=None, help="write all runs' records to this .json "
+                           "(read back with xpnet.experiments.load_runs)")
+            p.add_argument("--seeds", type=int, default=None, metavar="N", help="run each configuration with "
+                           "seeds S..S+N-1 (S = --seed) and print mean ± sd (min–max) per column")
             return cmd_compare(p.parse_args(rest))
         from .bench import main as bench_main
 

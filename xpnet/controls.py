@@ -171,7 +171,18 @@ def cli_options(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return trainer, ({"validation_split": split} if split is not None else {})
 
 
-def default_dtype(cfg: dict[str, Any]) -> str:
-    """``--dtype`` when given, else float64 for numerical gradients (float32 central differences are
-    off by a few percent) and float32 otherwise."""
-    return cfg.get("dtype") or ("float64" if cfg.get("gradient") == "numerical" else "float32")
+def timed_rows(rows: list[tuple[dict[str, Any], list[Any]]], ratio: bool) -> list[tuple[dict[str, Any], dict]]:
+    """``compare``'s one-seed rows ``(cfg, [history])`` → ``(cfg, summary)``; with ``ratio`` (the gradient
+    mode varies) each summary gains ``wall`` (seconds of the whole run) and ``ratio`` (to the fastest)."""
+    out = [(cfg, runs[0].summary()) for cfg, runs in rows]
+    if ratio:
+        walls = [runs[0].config["wall_seconds"] for _, runs in rows]
+        for (_, summary), wall in zip(out, walls):
+            summary.update(wall=wall, ratio=wall / min(walls))
+    return out
+
+
+def default_dtype(cfg: dict[str, Any], given: bool) -> str:
+    """``--dtype`` when ``given``, else float64 for numerical gradients (float32 central differences are
+    off by a few percent) and ``cfg["dtype"]`` (the default, float32) otherwise."""
+    return cfg["dtype"] if given or cfg.get("gradient") != "numerical" else "float64"
