@@ -254,3 +254,20 @@ def test_cli_numerical_training_is_float64_unless_told(tmp_path, dtype_args, exp
     assert main(argv) == 0
     config = xpnet.History.load(tmp_path / "h.json").config
     assert config["dtype"] == expected and config["gradient"] == "numerical"
+
+
+def test_training_steps_with_clipping_and_a_schedule_read_nothing_on_the_meta_device():
+    """PyTorch's meta tensors hold no values: any host read in the step (a norm read back to clip, a
+    rate computed from an array) would raise. Dropout and BatchNorm included."""
+    torch = pytest.importorskip("torch", reason="the meta device is PyTorch's")
+    try:
+        xpnet.set_backend("torch", device="meta")
+    except (xpnet.BackendUnavailableError, ValueError) as e:
+        pytest.skip(f"this torch backend has no meta device: {e}")
+    model = xpnet.Sequential([L.Affine(4, 8), L.BatchNorm(8), L.ReLU(), L.Dropout(0.2), L.Affine(8, 3)])
+    x, t = torch.zeros(40, 4, device="meta"), torch.zeros(40, dtype=torch.int64, device="meta")
+    schedule = xpnet.schedules.warmup_cosine(0.1, 2, 10, unit="step")
+    trainer = xpnet.Trainer(model, Momentum(0.1), batch_size=16, verbose=False, schedule=schedule, clip_norm=1.0)
+    trainer.train_epoch(x, t, np.arange(40))
+    assert trainer.optimizer.t == 3 and trainer.optimizer.lr == schedule(2)
+    assert model.params["0.W"].device.type == "meta"
