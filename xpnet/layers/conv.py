@@ -89,9 +89,10 @@ class Convolution(Layer):
         if not self.input_grad:
             return None
         (kh, kw), c = self.kernel_size, self.in_channels
-        w_k = xp.permute_dims(xp.reshape(self.W, (fn, c, kh * kw)), (2, 1, 0))  # (KH·KW, C, FN)
+        # W_kᵀ for every kernel position k as row blocks of one contiguous (KH·KW·C, FN) matrix (the reshape copies)
+        w_k = xp.reshape(xp.permute_dims(xp.reshape(self.W, (fn, c, kh * kw)), (2, 1, 0)), (kh * kw * c, fn))
         oh, ow = dout.shape[2], dout.shape[3]
-        return accumulate(xp, lambda k: xp.reshape(w_k[k, ...] @ dy, (n, c, oh, ow)), self.x_shape, kh, kw,
+        return accumulate(xp, lambda k: xp.reshape(w_k[k * c : (k + 1) * c, :] @ dy, (n, c, oh, ow)), self.x_shape, kh, kw,
                           self.stride, self.pad, dout.dtype, dout.device)
 
     def clear(self) -> None:
