@@ -33,9 +33,9 @@ def _network(backend, name, benchmark):
     return sizes, batch
 
 
-def _run(benchmark, backend, step):
+def _run(benchmark, backend, step, traced=True):
     if benchmark.enabled:  # the memory probe runs the step twice: only in real benchmark runs
-        benchmark.extra_info.update(peak_memory(step, backend))
+        benchmark.extra_info.update(peak_memory(step, backend, traced))
     benchmark(step)
 
 
@@ -53,4 +53,4 @@ class TestStep:
         if backend.name == "array_api_strict":
             pytest.skip("PyTorch CPU, the peer, is measured beside numpy and torch")
         benchmark.group = f"step-{network}"
-        _run(benchmark, backend, torch_step(torch_device(backend), *_network(backend, network, benchmark)))
+        _run(benchmark, backend, torch_step(torch_device(backend), *_network(backend, network, benchmark)), traced=False)

@@ -260,11 +260,12 @@ def _rss_kib(field: str) -> int | None:
     return None
 
 
-def peak_memory(step: Callable[[], None], backend: B.Backend) -> dict[str, float | None]:
+def peak_memory(step: Callable[[], None], backend: B.Backend, traced: bool = True) -> dict[str, float | None]:
     """Peak memory of one call of ``step`` (after a warm-up call), in MiB.
 
     ``tracemalloc_mib``: the peak of host allocations traced by Python's tracemalloc (NumPy reports
-    its array buffers there; torch and device memory are not seen), only for host NumPy-based backends.
+    its array buffers there; torch and device memory are not seen), only for host NumPy-based backends
+    and ``traced=True`` (pass False for a PyTorch step: tracemalloc would see only Python objects).
     ``rss_peak_mib``: growth of the process's resident set high-water mark (Linux ``VmHWM``, reset
     through ``/proc/self/clear_refs``) over the resident size before the call: every host allocator
     counted, but memory already resident (an allocator's cache) counts as zero. None where unavailable.
@@ -272,7 +273,7 @@ def peak_memory(step: Callable[[], None], backend: B.Backend) -> dict[str, float
     step()
     gc.collect()
     result: dict[str, float | None] = {"tracemalloc_mib": None, "rss_peak_mib": None}
-    if backend.name in ("numpy", "array_api_strict"):
+    if traced and backend.name in ("numpy", "array_api_strict"):
         tracemalloc.start()
         try:
             step()
@@ -349,7 +350,7 @@ def bench_backend(backend: B.Backend, networks: list[str], rounds: int, min_time
         if memory:
             row["memory_xpnet"] = peak_memory(cands["xpnet"], backend)
             if "torch" in cands:
-                row["memory_torch"] = peak_memory(cands["torch"], backend)
+                row["memory_torch"] = peak_memory(cands["torch"], backend, traced=False)
         rows.append(row)
         del cands
         _free_memory(backend)
