@@ -8,7 +8,8 @@
 # (never do this in tests or CI). ROUNDS=15 MIN_TIME=0.3 to tighten; EPOCH=0 to skip the epoch;
 # SUITE='numpy and (step or conv or layer_kernel)' narrows the pytest-benchmark stage (default: all numpy
 # cases), MAX_TIME its seconds per case (default 1); BENCH=0 skips the `xpnet bench` stage. env.txt is
-# appended to, one block per invocation.
+# appended to, one block per invocation. MNIST=DIR: the MNIST IDX folder (default: xpnet's search path);
+# REPEATS: epochs per framework (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/bench-cpu-$(date +%F)}
@@ -32,6 +33,6 @@ run python -m pytest benchmarks -q -p no:cacheprovider -k "${SUITE:-numpy}" --be
     --benchmark-json "$out/pytest-benchmark.json" \
     | tee "$out/pytest-benchmark.txt"
 if [ "${EPOCH:-1}" != 0 ]; then
-  run python benchmarks/epoch_mnist.py --repeats 2 --json "$out/epoch.json"
+  run python benchmarks/epoch_mnist.py ${MNIST:+"$MNIST"} --repeats "${REPEATS:-2}" --json "$out/epoch.json"
 fi
 echo "wrote $out"
