@@ -5,7 +5,6 @@ installs no torch)."""
 
 import json
 
-import numpy as np
 import pytest
 
 import xpnet

@@ -11,7 +11,8 @@ pixels. No scatter: col2im accumulates overlapping windows with in-place slice a
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def out_size(size: int, kernel: int, stride: int, pad: int) -> int:

@@ -64,7 +64,7 @@ class _Pool(Layer):
 
     def backward(self, dout: Any) -> Any:
         xp, p = self.xp, self.pad
-        n, c, h, w = self.x_shape
+        _, _, h, w = self.x_shape
         overlapping = self.stride < max(self.size)
         (ph, pw), s = self.size, self.stride
         tiled = not p and (s, s) == (ph, pw) and h % ph == 0 and w % pw == 0  # every element written once
