@@ -20,6 +20,7 @@ from . import backend as B
 from . import checkpoint as ckpt
 from . import distributed
 from .datasets import DATASETS
+from .experiments import compare_seeds, format_seed_table, plot_bands, save_runs
 from .history import plot_histories
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS
@@ -188,27 +189,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
         given = getattr(args, key)
         values = [v for item in given for v in (item.split(",") if key != "hidden" else [item])] if given else [default]
         grid[key] = [CONVERT[key](v) if key in CONVERT and v is not None else v for v in values]
+    seeds = compare_seeds(grid.pop("seed"), args.seeds)
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
     rows, histories, datasets = [], {}, {}
     for combo in itertools.product(*grid.values()):
-        cfg = dict(zip(grid, combo), batchnorm=args.batchnorm)
+        cfg = dict(zip(grid, combo), batchnorm=args.batchnorm, seed=seeds[0])
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
-        print(f"== {label}", flush=True)
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
             datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
-        row = _row_checkpoint(args.checkpoint, cfg) if args.checkpoint else None  # resumed when it exists
-        _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet,
+        runs = []
+        for s in seeds:
+            print(f"== {label}" + (f", seed={s}" if len(seeds) > 1 else ""), flush=True)
+            run = {**cfg, "seed": s}
+            row = _row_checkpoint(args.checkpoint, run) if args.checkpoint else None  # resumed when it exists
+            runs.append(run_config(run, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet,
                                    checkpoint=row, checkpoint_every=args.checkpoint_every,
-                                   resume=row if row is not None and row.exists() else None)
-        rows.append((cfg, history.summary()))
-        histories[label] = history
-    print(format_table(rows, varied))
-    if args.plot:
-        plot_histories(histories, args.plot)
+                                   resume=row if row is not None and row.exists() else None)[2])
+        rows.append((cfg, runs))
+        histories[label] = runs
+    if len(seeds) == 1:
+        print(format_table([(cfg, runs[0].summary()) for cfg, runs in rows], varied))
+    else:
+        print(format_seed_table(rows, varied))
+    if args.plot and len(seeds) > 1:
+        plot_bands(histories, args.plot)
+    elif args.plot:
+        plot_histories({k: v[0] for k, v in histories.items()}, args.plot)
     if args.history:
-        with open(args.history, "w") as f:
-            f.write("[" + ",\n".join(h.to_json() for h in histories.values()) + "]\n")
+        save_runs(args.history, [h for runs in histories.values() for h in runs])
     return 0
 
 
@@ -243,7 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             p = argparse.ArgumentParser(prog="xpnet compare", description="Run every combination of the given "
                                         "values and print one table (lists: --activation relu,swish --lr 0.1 0.5).")
             _add_training_options(p, many=True)
-            p.add_argument("--history", default=None, help="write all runs' records to this .json")
+            p.add_argument("--history", default=None, help="write all runs' records to this .json "
+                           "(read back with xpnet.experiments.load_runs)")
+            p.add_argument("--seeds", type=int, default=None, metavar="N", help="run each configuration with "
+                           "seeds S..S+N-1 (S = --seed) and print mean ± sd (min–max) per column")
             return cmd_compare(p.parse_args(rest))
         from .bench import main as bench_main
 
