@@ -222,13 +222,14 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--backend", default=None, help="comma-separated backends (default: all available but array_api_strict)")
     p.add_argument("--device", default=None, help="device for cupy/torch (e.g. 0 or cuda:0)")
-    p.add_argument("--network", default="small,large", help="small (784-100-50-10, b100), large (784-2048-2048-10, b1024)")
+    p.add_argument("--network", default="small,large", help="comma-separated: " + ", ".join(
+        f"{name} ({'-'.join(map(str, sizes))}, batch {batch})" for name, (sizes, batch) in NETWORKS.items()))
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median reported)")
     p.add_argument("--min-time", type=float, default=0.2, help="seconds per candidate per round")
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--dtype", default="float32", help="float32 | float64 (default float32)")
     p.add_argument("--no-numgrad", action="store_true", help="skip the numerical-gradient headline")
     p.add_argument("--quick", action="store_true", help="a compact run: small network, 3 short rounds")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",

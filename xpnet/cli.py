@@ -1,9 +1,16 @@
-"""``xpnet train | compare | bench`` — the articles' experiments from the command line."""
+"""``xpnet train | compare | bench | data`` — the articles' experiments from the command line.
+
+Every option is checked before the first training step: a bad value ends the command with one line
+naming the option and what is valid, exit status 2 (as argparse); a failure while running (data
+not found, a download that fails, ...) with one line and exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import pathlib
 import sys
 import time
 from typing import Any, Sequence
@@ -11,8 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import backend as B
-from .datasets import DATASETS
-from .history import plot_histories
+from . import cli_checks as C
+from .datasets import DATASETS, DOWNLOADS, DownloadError, cache_dir, download
+from .history import plot_histories, save_histories
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS
 from .trainer import Trainer
@@ -29,8 +37,10 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
             p.add_argument(flag, type=typ, default=default, help=help + f" (default {default})")
 
     opt("--dataset", str, "digits", "digits | mnist | fashion-mnist")
-    opt("--model", str, "mlp", "mlp (--hidden, --activation, ...) | simple-cnn | deep-cnn (the book's CNNs)")
-    opt("--backend", str, "numpy", "numpy | cupy | torch | array_api_strict")
+    opt("--model", str, "mlp", "mlp (--hidden, --activation, ...) | simple-cnn (--activation, --hswish-n, --init) "
+        "| deep-cnn (the book's CNNs)")
+    opt("--backend", str, None, "numpy | cupy | torch | array_api_strict, optionally with :device "
+        "(e.g. torch:cuda:0); default $XPNET_BACKEND, else numpy")
     opt("--hidden", str, "100,50", "hidden layer sizes, comma separated")
     opt("--activation", str, "relu", "relu | sigmoid | tanh | leakyrelu | relu6 | swish | mish | hswish | tanhexp")
     opt("--hswish-n", float, 6.0, "n of the generalised h-swish")
@@ -43,13 +53,15 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     opt("--flooding", float, None, "flood level b (off by default)")
     opt("--weight-decay", float, 0.0, "L2 weight decay λ")
     opt("--dropout", float, 0.0, "dropout probability after each hidden activation")
-    opt("--dtype", str, "float32", "float32 | float64")
+    opt("--dtype", str, "float32", " | ".join(B.FLOAT_DTYPES) + " (float16/bfloat16 where the backend has them)")
     opt("--init", str, "auto", "he | xavier | <std> | auto (xavier for sigmoid/tanh, else he)")
     p.add_argument("--batchnorm", action="store_true", help="BatchNorm after each hidden Affine")
     p.add_argument("--device", default=None, help="device of the backend (cupy: GPU index; torch: 'cuda:0')")
     p.add_argument("--data-path", default=None, help="folder holding the IDX files (mnist, fashion-mnist)")
     p.add_argument("--plot", default=None, help="write loss/accuracy curves to this PNG")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
+    if many:
+        p.add_argument("--verbose", action="store_true", help="the model summary and every epoch of every run")
 
 
 CONVERT = {"hswish_n": float, "lr": float, "momentum": float, "batch_size": int, "epochs": int, "seed": int,
@@ -58,7 +70,7 @@ SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "op
 """The options that describe one run (``compare`` takes a list for each)."""
 
 
-MODELS = ("mlp", "simple-cnn", "deep-cnn")
+MODELS = C.MODELS
 
 
 def _load_data(name: str, path: str | None, images: bool = False):
@@ -70,27 +82,24 @@ def _load_data(name: str, path: str | None, images: bool = False):
 def _build(cfg: dict[str, Any], x: np.ndarray, t: np.ndarray):
     classes = int(t.max()) + 1 if t.ndim == 1 else t.shape[1]
     if cfg["model"] == "simple-cnn":
-        return simple_cnn(tuple(x.shape[1:]), classes, activation_name=cfg["activation"])
+        return simple_cnn(x, classes, activation_name=cfg["activation"], init=_init(cfg["init"]), hswish_n=cfg["hswish_n"])
     if cfg["model"] == "deep-cnn":
-        return deep_cnn(tuple(x.shape[1:]), classes)
+        return deep_cnn(x, classes)
     if cfg["model"] != "mlp":
         raise ValueError(f"unknown model {cfg['model']!r}; valid: {', '.join(MODELS)}")
-    hidden = [int(h) for h in str(cfg["hidden"]).split(",") if h.strip()]
+    hidden = C.hidden_sizes(cfg["hidden"])
     return mlp([int(np.prod(x.shape[1:])), *hidden, classes], cfg["activation"], dropout=cfg["dropout"],
                batchnorm=cfg["batchnorm"], init=_init(cfg["init"]), flooding=cfg["flooding"], hswish_n=cfg["hswish_n"])
 
 
 def _init(value: str) -> str | float:
-    try:
-        return float(value)
-    except ValueError:
-        return value
+    return C.CHECKS["init"](value)
 
 
 def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None):
     """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history)."""
     (x, t), (xt, tt) = data
-    backend = B.resolve_backend(cfg["backend"], device)
+    backend = C.resolve(cfg["backend"], device)
     B.set_default_dtype(cfg["dtype"])
     with B.use_backend(backend):
         B.seed(cfg["seed"])
@@ -128,8 +137,37 @@ def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequen
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _explicit(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The options given on the command line (argparse fills in only the absent ones)."""
+    unset = object()
+    ns = parser.parse_args(argv, argparse.Namespace(**{a.dest: unset for a in parser._actions}))
+    return {k for k, v in vars(ns).items() if v is not unset}
+
+
+def check_runs(cfgs: list[dict[str, Any]], given: set[str], device: Any) -> None:
+    """Every run's every value, its model's options, backend and dtype: before the first step."""
+    backends: dict[Any, B.Backend] = {}
+    for cfg in cfgs:
+        for key in C.CHECKS:
+            if key in cfg:
+                C.convert(key, cfg[key])
+        C.check_model_options(cfg, given)
+        if cfg["backend"] not in backends:
+            backends[cfg["backend"]] = C.resolve(cfg["backend"], device)
+        C.check_dtype(backends[cfg["backend"]], cfg["dtype"])
+
+
+def _run_label(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with the backend as resolved (``None`` → ``$XPNET_BACKEND`` or numpy)."""
+    return {**cfg, "backend": cfg["backend"] or os.environ.get("XPNET_BACKEND") or "numpy"}
+
+
+def cmd_train(args: argparse.Namespace, given: set[str]) -> int:
     cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
+    check_runs([cfg], given, args.device)
+    C.check_output("save", args.save, (".npz",))
+    C.check_output("history", args.history, (".json", ".csv"))
+    C.check_plot(args.plot)
     data = _load_data(args.dataset, args.data_path, images=args.model != "mlp")
     start = time.perf_counter()
     model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet)
@@ -146,68 +184,170 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def compare_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """Per setting, the values to run (each comma-separated item split, converted and checked)."""
     defaults = {a.dest: a.default for a in _train_parser()._actions if a.dest in SETTINGS}
     grid: dict[str, list[Any]] = {}
     for key, default in defaults.items():
         given = getattr(args, key)
         values = [v for item in given for v in (item.split(",") if key != "hidden" else [item])] if given else [default]
-        grid[key] = [CONVERT[key](v) if key in CONVERT and v is not None else v for v in values]
+        grid[key] = [C.convert(key, v) if v is not None else v for v in values]
+    return grid
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    grid = compare_grid(args)
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
+    cfgs = [dict(zip(grid, combo), batchnorm=args.batchnorm) for combo in itertools.product(*grid.values())]
+    given = {k for k in SETTINGS if getattr(args, k) is not None} | ({"batchnorm"} if args.batchnorm else set())
+    check_runs(cfgs, given, args.device)
+    C.check_output("history", args.history, (".json", ".csv"))
+    C.check_plot(args.plot)
     rows, histories, datasets = [], {}, {}
-    for combo in itertools.product(*grid.values()):
-        cfg = dict(zip(grid, combo), batchnorm=args.batchnorm)
+    for i, cfg in enumerate(cfgs, 1):
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
-        print(f"== {label}", flush=True)
+        if args.verbose:
+            print(f"== {label}", flush=True)
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
             datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
-        _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet)
-        rows.append((cfg, history.summary()))
+        _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=args.verbose)
+        summary = history.summary()
+        rows.append((_run_label(cfg), summary))
         histories[label] = history
+        if not args.quiet:
+            print(f"[{i}/{len(cfgs)}] {label}: test {_pct(summary['test'])}, best {_pct(summary['best'])}, "
+                  f"{summary['time']:.1f} s", flush=True)
     print(format_table(rows, varied))
     if args.plot:
         plot_histories(histories, args.plot)
     if args.history:
-        with open(args.history, "w") as f:
-            f.write("[" + ",\n".join(h.to_json() for h in histories.values()) + "]\n")
+        save_histories(histories, args.history)
     return 0
 
 
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f} %"
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``xpnet data NAME``: download and verify a dataset's files, say where they are."""
+    folder = download(args.name, args.dir, args.mirror, log=lambda line: print(f"{args.name}: {line}", flush=True))
+    print(f"{args.name}: {len(DOWNLOADS[args.name]['files'])} files in {folder}")
+    if args.dir is not None and pathlib.Path(args.dir).resolve() != cache_dir(args.name).resolve():
+        print(f"use them with: xpnet train --dataset {args.name} --data-path {folder}")
+    else:
+        print(f"xpnet train --dataset {args.name} (and load_{args.name.replace('-', '_')}()) find them there")
+    return 0
+
+
+def _data_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xpnet data", description="Download a dataset's IDX files, verify their "
+                                "published SHA-256, and keep them where xpnet looks ($XPNET_DATA/NAME, else "
+                                "~/.cache/xpnet/NAME).")
+    p.add_argument("name", choices=list(DOWNLOADS), help="the dataset")
+    p.add_argument("--dir", default=None, help="download into this folder instead of the cache")
+    p.add_argument("--mirror", action="append", default=None, metavar="URL",
+                   help="a base URL to fetch from (repeatable; replaces the built-in list and $XPNET_MIRRORS)")
+    return p
+
+
+def _compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xpnet compare", description="Run every combination of the given values and "
+                                "print one table (lists: --activation relu,swish --lr 0.1 0.5).")
+    _add_training_options(p, many=True)
+    p.add_argument("--history", default=None, help="write all runs' records to this .json or .csv")
+    return p
+
+
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xpnet train", description="Train an MLP and print the articles' table row.")
+    p = argparse.ArgumentParser(prog="xpnet train", description="Train a model (an MLP, or the book's CNNs with "
+                                "--model) and print the articles' table row.")
     _add_training_options(p, many=False)
     p.add_argument("--save", default=None, help="save model + optimizer state to this .npz")
     p.add_argument("--history", default=None, help="write per-epoch records to this .json or .csv")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": "train a model (default: the digits MLP, offline, seconds)",
-                "compare": "train several configurations and print one comparison table",
-                "bench": "time xpnet against PyTorch and the GEMM floor on each backend"}
-    if not argv or argv[0] not in commands:
-        print("usage: xpnet {train,compare,bench} [options]   (xpnet <command> --help)")
-        for name, text in commands.items():
-            print(f"  {name:8s} {text}")
-        return 0 if not argv or argv[0] in ("-h", "--help") else 2
-    command, rest = argv[0], argv[1:]
-    try:
-        if command == "train":
-            return cmd_train(_train_parser().parse_args(rest))
-        if command == "compare":
-            p = argparse.ArgumentParser(prog="xpnet compare", description="Run every combination of the given "
-                                        "values and print one table (lists: --activation relu,swish --lr 0.1 0.5).")
-            _add_training_options(p, many=True)
-            p.add_argument("--history", default=None, help="write all runs' records to this .json")
-            return cmd_compare(p.parse_args(rest))
-        from .bench import main as bench_main
+COMMANDS = {"train": "train a model (default: the digits MLP, offline, seconds)",
+            "compare": "train several configurations and print one comparison table",
+            "bench": "time xpnet against PyTorch and the GEMM floor on each backend",
+            "data": "download a dataset (mnist, fashion-mnist) and verify its checksums"}
 
-        return bench_main(rest)
-    except (B.BackendUnavailableError, FileNotFoundError, ValueError) as e:
+
+def version() -> str:
+    """The installed package's version (the source tree's ``xpnet.__version__`` when not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("xpnet")
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+def _usage(out: Any) -> None:
+    print("usage: xpnet {train,compare,bench,data} [options]   (xpnet <command> --help; xpnet --version)", file=out)
+    for name, text in COMMANDS.items():
+        print(f"  {name:8s} {text}", file=out)
+
+
+def _dispatch(command: str, rest: list[str]) -> int:
+    if command == "train":
+        parser = _train_parser()
+        return cmd_train(parser.parse_args(rest), _explicit(parser, rest))
+    if command == "compare":
+        return cmd_compare(_compare_parser().parse_args(rest))
+    if command == "data":
+        return cmd_data(_data_parser().parse_args(rest))
+    from .bench import main as bench_main
+
+    return bench_main(rest)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``xpnet COMMAND [options]``; returns the exit status (0, 1 failure while running, 2 bad command line)."""
+    try:
+        status = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
+        return status
+    except BrokenPipeError:
+        return _broken_pipe()
+
+
+def _main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        _usage(sys.stdout)
+        return 0
+    if argv[0] == "--version":
+        print(f"xpnet {version()}")
+        return 0
+    if argv[0] not in COMMANDS:
+        _usage(sys.stderr)
+        print(f"xpnet: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    command = argv[0]
+    try:
+        return _dispatch(command, argv[1:])
+    except C.UsageError as e:
+        print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        raise
+    except (B.BackendUnavailableError, DownloadError, OSError, ValueError, ImportError) as e:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
         return 1
+
+
+def _broken_pipe() -> int:
+    """The reader went away (``xpnet train | head``): stop quietly, as Unix tools do (status 128 + SIGPIPE)."""
+    try:  # later writes (and the interpreter's final flush) go nowhere instead of raising again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -104,6 +104,11 @@ class Sequential:
         x, t = self._input(x), self._target(t)
         if x.shape[0] != t.shape[0]:
             raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
+        shape, built = tuple(x.shape[1:]), self.input_shape
+        if built is not None and shape != tuple(built) and (len(built) > 1 or math.prod(shape) != math.prod(built)):
+            raise ValueError(f"inputs of shape {shape} per sample, but the model was built for "
+                             f"{tuple(built)} (its input_shape): build it for this data, e.g. "
+                             f"simple_cnn(input_shape=x.shape[1:]) or an MLP whose first size is the features")
         out = self.shapes[-1][1]
         if out is None:
             out = tuple(self.forward(x[:1, ...], train=False).shape[1:])
@@ -149,10 +154,11 @@ class Sequential:
         return self.backward()
 
     def accuracy(self, x: Any, t: Any) -> float:
-        """Fraction of samples whose top score is the label (labels or one-hot targets)."""
+        """Fraction in [0, 1] (not percent) of samples whose top score is the label (labels or one-hot
+        targets, checked as :meth:`loss` checks them)."""
         xp = self.backend.xp
-        y = self.predict(x)
-        t = self._target(t)
+        x, t = self.check_data(x, t)
+        y = self.forward(x, train=False)
         if t.ndim != 1:
             t = xp.argmax(t, axis=1)
         return float(xp.sum(xp.astype(xp.argmax(y, axis=1) == t, xp.int64))) / y.shape[0]
