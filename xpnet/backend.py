@@ -143,6 +143,25 @@ class Backend:
             return self._lib.rand(shape, dtype=dtype, device=self.device)
         return self.from_host(host_rng().random(shape, dtype=np.float32), dtype=dtype)
 
+    def rng_state(self) -> dict[str, Any]:
+        """Every random state this backend draws from, as host data (for run checkpoints): the host
+        Generator's state and, for torch, its generator's bytes (CuPy's cuRAND state cannot be read)."""
+        state: dict[str, Any] = {"host": host_rng().bit_generator.state}
+        if self.name == "torch":
+            cuda = self.device.type == "cuda"
+            state["torch"] = (self._lib.cuda.get_rng_state(self.device) if cuda else self._lib.get_rng_state()).numpy()
+        return state
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`rng_state` (a state of another library is ignored)."""
+        host_rng().bit_generator.state = state["host"]
+        if self.name == "torch" and "torch" in state:
+            saved = self._lib.from_numpy(np.array(state["torch"], dtype=np.uint8))
+            if self.device.type == "cuda":
+                self._lib.cuda.set_rng_state(saved, self.device)
+            else:
+                self._lib.set_rng_state(saved)
+
     def synchronize(self) -> None:
         """Wait for the device to finish queued work (no-op on CPU libraries)."""
         if self.name == "cupy":

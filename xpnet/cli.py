@@ -8,9 +8,14 @@ not found, a download that fails, ...) with one line and exit status 1.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
+import json
 import os
 import pathlib
+import re
+import shlex
+import signal
 import sys
 import time
 from typing import Any, Sequence
@@ -18,7 +23,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import backend as B
+from . import checkpoint as ckpt
 from . import cli_checks as C
+from . import distributed
 from .datasets import DATASETS, DOWNLOADS, DownloadError, cache_dir, download
 from .history import plot_histories, save_histories
 from .models import deep_cnn, mlp, simple_cnn
@@ -60,6 +67,10 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     p.add_argument("--data-path", default=None, help="folder holding the IDX files (mnist, fashion-mnist)")
     p.add_argument("--plot", default=None, help="write loss/accuracy curves to this PNG")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
+    p.add_argument("--checkpoint", default=None, metavar="DIR" if many else "PATH",
+                   help="a folder of run checkpoints, one per row: a rerun skips finished rows and resumes the "
+                   "others" if many else "write a run checkpoint here after every epoch (resume with --resume)")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="K", help="checkpoint every K-th epoch (default 1)")
     if many:
         p.add_argument("--verbose", action="store_true", help="the model summary and every epoch of every run")
 
@@ -96,14 +107,26 @@ def _init(value: str) -> str | float:
     return C.CHECKS["init"](value)
 
 
-def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None):
-    """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history)."""
+def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None, comm=None,
+               checkpoint: Any = None, checkpoint_every: int | None = None, resume: Any = None):
+    """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history).
+
+    ``comm``: train data-parallel on this communicator (:func:`xpnet.distributed.init`).
+    ``checkpoint``: write a run checkpoint (holding ``cfg``) there; ``resume``: continue the run saved
+    in that file instead (its model and optimizer; ``cfg`` gives the epochs and backend)."""
     (x, t), (xt, tt) = data
+    if resume is not None:
+        trainer = _resumed_trainer(cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm)
+        history = trainer.fit(x, t, xt, tt)
+        history.config.update(cfg)
+        return trainer.model, trainer.optimizer, history
     backend = C.resolve(cfg["backend"], device)
     B.set_default_dtype(cfg["dtype"])
     with B.use_backend(backend):
         B.seed(cfg["seed"])
         model = _build(cfg, x, t)
+        if comm is not None and comm.size > 1:
+            B.seed(cfg["seed"] + comm.rank)  # dropout masks per rank (weights come from rank 0)
     name = cfg["optimizer"].lower()
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; valid: {', '.join(OPTIMIZERS)}")
@@ -112,7 +135,8 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
         kwargs["momentum"] = cfg["momentum"]
     optimizer = OPTIMIZERS[name](**kwargs)
     trainer = Trainer(model, optimizer, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      verbose=verbose, out=out)
+                      verbose=verbose, out=out, comm=comm, checkpoint=checkpoint, checkpoint_every=checkpoint_every or 1)
+    trainer.run_info = {"cli": cfg}
     history = trainer.fit(x, t, xt, tt)
     history.config.update({k: v for k, v in cfg.items()})
     return model, optimizer, history
@@ -162,17 +186,27 @@ def _run_label(cfg: dict[str, Any]) -> dict[str, Any]:
     return {**cfg, "backend": cfg["backend"] or os.environ.get("XPNET_BACKEND") or "numpy"}
 
 
-def cmd_train(args: argparse.Namespace, given: set[str]) -> int:
-    cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
-    check_runs([cfg], given, args.device)
+def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
+    comm = distributed.init() if args.distributed else None
+    if args.resume:
+        cfg = _resumed_config(args, argv)
+    else:
+        cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
+        _refuse_existing(args.checkpoint)
+    check_runs([cfg], _explicit(_train_parser(), argv), args.device)
     C.check_output("save", args.save, (".npz",))
     C.check_output("history", args.history, (".json", ".csv"))
     C.check_plot(args.plot)
-    data = _load_data(args.dataset, args.data_path, images=args.model != "mlp")
+    cfg["data_path"] = args.data_path if args.data_path is not None else cfg.get("data_path")
+    data = _load_data(cfg["dataset"], cfg["data_path"], images=cfg["model"] != "mlp")
     start = time.perf_counter()
-    model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet)
+    model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet, comm=comm,
+                                           checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                                           resume=args.resume)
     wall = time.perf_counter() - start
-    print(format_table([(cfg, history.summary())], ["model" if args.model != "mlp" else "activation"]))
+    if comm is not None and not comm.is_root:
+        return 0  # rank 0 prints the table, saves and plots
+    print(format_table([(cfg, history.summary())], ["model" if cfg["model"] != "mlp" else "activation"]))
     print(f"wall time {wall:.1f} s (training and per-epoch evaluation: {history.total_seconds:.1f} s)")
     if args.save:
         model.save(args.save, optimizer=optimizer)
@@ -211,7 +245,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
             datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
-        _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=args.verbose)
+        row = _row_checkpoint(args.checkpoint, cfg) if args.checkpoint else None  # resumed when it exists
+        _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=args.verbose,
+                                   checkpoint=row, checkpoint_every=args.checkpoint_every,
+                                   resume=row if row is not None and row.exists() else None)
         summary = history.summary()
         rows.append((_run_label(cfg), summary))
         histories[label] = history
@@ -266,6 +303,10 @@ def _train_parser() -> argparse.ArgumentParser:
     _add_training_options(p, many=False)
     p.add_argument("--save", default=None, help="save model + optimizer state to this .npz")
     p.add_argument("--history", default=None, help="write per-epoch records to this .json or .csv")
+    p.add_argument("--distributed", action="store_true", help="data-parallel over the processes of "
+                   "`mpiexec -n P xpnet train --distributed ...` (--batch-size is the global batch; docs/distributed.md)")
+    p.add_argument("--resume", default=None, metavar="PATH", help="continue the run checkpointed in PATH, with its "
+                   "options (--epochs, --backend, --device, output and logging options may change)")
     return p
 
 
@@ -295,8 +336,7 @@ def _usage(out: Any) -> None:
 
 def _dispatch(command: str, rest: list[str]) -> int:
     if command == "train":
-        parser = _train_parser()
-        return cmd_train(parser.parse_args(rest), _explicit(parser, rest))
+        return cmd_train(_train_parser().parse_args(rest), rest)
     if command == "compare":
         return cmd_compare(_compare_parser().parse_args(rest))
     if command == "data":
@@ -327,17 +367,102 @@ def _main(argv: list[str]) -> int:
         _usage(sys.stderr)
         print(f"xpnet: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    command = argv[0]
+    command, rest = argv[0], argv[1:]
+    undo = ckpt.raise_on_sigterm()
     try:
-        return _dispatch(command, argv[1:])
+        return _dispatch(command, rest)
     except C.UsageError as e:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        distributed.stop_all()  # under MPI: the other ranks must not wait for this one
         return 2
     except BrokenPipeError:
         raise
     except (B.BackendUnavailableError, DownloadError, OSError, ValueError, ImportError) as e:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        distributed.stop_all()  # under MPI: the other ranks must not wait for this one
         return 1
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: one line, no traceback
+        return _interrupted(command, rest, e)
+    finally:
+        undo()
+
+
+# -- run checkpoints: --checkpoint, --resume, interrupts (xpnet/checkpoint.py) -----------------------
+RESUME_MAY_CHANGE = ("epochs", "backend", "device", "data_path", "plot", "quiet", "save", "history", "checkpoint",
+                     "checkpoint_every", "resume", "distributed")
+"""``train --resume`` options that leave the run's model, data and optimizer alone."""
+
+
+def _resumed_config(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
+    """The checkpointed run's options, with the changes ``--resume`` allows (others refused, one line)."""
+    saved = ckpt.info(args.resume).get("info", {}).get("cli")
+    if not isinstance(saved, dict):
+        raise ValueError(f"{args.resume}: holds no xpnet train options (written by Trainer(checkpoint=...)?); "
+                         f"continue it in Python with Trainer.from_checkpoint")
+    parser = _train_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    for key, value in given.items():
+        if key not in RESUME_MAY_CHANGE and value != saved.get(key, False):
+            raise ValueError(
+                f"--{key.replace('_', '-')} {value} differs from the run's {saved.get(key)} in {args.resume}: a resumed "
+                f"run keeps its model, data and optimizer (only --epochs, --backend, --device, output and logging may change)"
+            )
+    return {**saved, **{k: given[k] for k in ("epochs", "backend") if k in given}}
+
+
+def _refuse_existing(path: str | None) -> None:
+    """A new run does not overwrite a checkpoint: that is what --resume is for."""
+    if path is not None and pathlib.Path(path).exists():
+        raise ValueError(f"--checkpoint {path} already exists: continue that run with `xpnet train --resume {path}`, "
+                         f"or remove the file to start over")
+
+
+def _resumed_trainer(cfg: dict[str, Any], path: Any, device: Any, verbose: bool, out: Any, checkpoint: Any,
+                     every: int | None, comm: Any) -> Trainer:
+    options = {"checkpoint_every": every} if every is not None else {}
+    options.update({"comm": comm} if comm is not None else {})
+    trainer = Trainer.from_checkpoint(path, epochs=cfg["epochs"], verbose=verbose, out=out, backend=cfg["backend"],
+                                      device=device, checkpoint=checkpoint if checkpoint is not None else True, **options)
+    trainer.run_info = {**trainer.run_info, "cli": cfg}
+    return trainer
+
+
+def _row_checkpoint(folder: str, cfg: dict[str, Any]) -> pathlib.Path:
+    """``compare``'s checkpoint of one row: named by its settings, so a rerun finds it."""
+    key = json.dumps(cfg, sort_keys=True)
+    label = "_".join(f"{k}-{cfg[k]}" for k in ("model", "activation", "optimizer", "lr"))
+    path = pathlib.Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return path / f"{re.sub(r'[^A-Za-z0-9.,_-]', '', label)}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.ckpt"
+
+
+def _interrupted(command: str, rest: Sequence[str], e: KeyboardInterrupt) -> int:
+    """One line for Ctrl-C/SIGTERM: what was saved and the command that resumes; exit status 128 + signal."""
+    signum = getattr(e, "signum", signal.SIGINT)
+    what = signal.Signals(signum).name + (f" at epoch {e.epoch}" if getattr(e, "epoch", 0) else "")
+    what += f", step {e.step}" if getattr(e, "step", 0) else ""
+    path = getattr(e, "path", None)
+    if path is not None:
+        what += f"; checkpoint saved to {path}"
+    else:  # stopped outside a checkpointing fit: the newest checkpoint on disk, if any, is intact
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument("--checkpoint")
+        p.add_argument("--resume")
+        known, _ = p.parse_known_args(rest)
+        path = next((f for f in (known.checkpoint, known.resume) if f and pathlib.Path(f).exists()), None)
+        if path is not None:
+            what += f"; the last checkpoint {'folder ' if command == 'compare' else ''}{path} is intact"
+    if path is None:
+        hint = f"nothing was saved (run with --checkpoint {'DIR' if command == 'compare' else 'PATH'} to be able to resume)"
+    elif command == "train":
+        hint = f"resume with: xpnet train --resume {shlex.quote(str(path))}"
+    else:
+        hint = f"resume with: xpnet {command} {shlex.join(rest)}"
+    if getattr(e, "root", True):  # under MPI rank 0 speaks for all
+        print(f"xpnet {command}: interrupted ({what}); {hint}", file=sys.stderr, flush=True)
+    return 128 + int(signum)
 
 
 def _broken_pipe() -> int:

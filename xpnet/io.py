@@ -38,8 +38,12 @@ def _make_loss(cfg: dict[str, Any]) -> losses.Loss:
     return losses.LOSSES[cfg["class"]]()
 
 
-def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optimizer | None = None) -> None:
-    """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically."""
+def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optimizer | None = None,
+         run: dict[str, Any] | None = None) -> None:
+    """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically.
+
+    ``run``: a training run's state (JSON-able) stored beside the model: a run checkpoint, see
+    :mod:`xpnet.checkpoint`; :func:`load` reads the model out of such a file too."""
     path = pathlib.Path(path)
     if not path.parent.is_dir():  # else the error would name the temporary file
         raise FileNotFoundError(f"{path}: the folder {str(path.parent)!r} does not exist")
@@ -58,6 +62,8 @@ def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optim
         meta["optimizer"] = {"class": type(optimizer).__name__, "config": optimizer.config(), "t": state["t"]}
         for key, slots in state["state"].items():
             arrays.update({f"opt/{key}/{slot}": to_numpy(a) for slot, a in slots.items()})
+    if run is not None:
+        meta["run"] = run
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
