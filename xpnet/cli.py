@@ -27,6 +27,7 @@ from . import checkpoint as ckpt
 from . import cli_checks as C
 from . import distributed
 from .datasets import DATASETS, DOWNLOADS, DownloadError, cache_dir, download
+from .experiments import compare_seeds, format_seed_table, plot_bands
 from .history import plot_histories, save_histories
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS
@@ -231,6 +232,12 @@ def compare_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     grid = compare_grid(args)
+    if args.seeds is not None and args.seeds < 1:
+        raise C.UsageError("seeds", f"{args.seeds} is not an integer >= 1")
+    try:
+        seeds = compare_seeds(grid.pop("seed"), args.seeds)
+    except ValueError as e:
+        raise C.UsageError("seed", str(e).removeprefix("--seed ")) from None
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
     cfgs = [dict(zip(grid, combo), batchnorm=args.batchnorm) for combo in itertools.product(*grid.values())]
     given = {k for k in SETTINGS if getattr(args, k) is not None} | ({"batchnorm"} if args.batchnorm else set())
@@ -238,28 +245,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
     C.check_output("history", args.history, (".json", ".csv"))
     C.check_plot(args.plot)
     rows, histories, datasets = [], {}, {}
-    for i, cfg in enumerate(cfgs, 1):
+    runs_done, total = 0, len(cfgs) * len(seeds)
+    for cfg in cfgs:
+        cfg["seed"] = seeds[0]
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
-        if args.verbose:
-            print(f"== {label}", flush=True)
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
             datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
-        row = _row_checkpoint(args.checkpoint, cfg) if args.checkpoint else None  # resumed when it exists
-        _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=args.verbose,
-                                   checkpoint=row, checkpoint_every=args.checkpoint_every,
-                                   resume=row if row is not None and row.exists() else None)
-        summary = history.summary()
-        rows.append((_run_label(cfg), summary))
-        histories[label] = history
-        if not args.quiet:
-            print(f"[{i}/{len(cfgs)}] {label}: test {_pct(summary['test'])}, best {_pct(summary['best'])}, "
-                  f"{summary['time']:.1f} s", flush=True)
-    print(format_table(rows, varied))
-    if args.plot:
-        plot_histories(histories, args.plot)
+        runs = []
+        for s in seeds:
+            name = label + (f", seed={s}" if len(seeds) > 1 else "")
+            if args.verbose:
+                print(f"== {name}", flush=True)
+            run = {**cfg, "seed": s}
+            row = _row_checkpoint(args.checkpoint, run) if args.checkpoint else None  # resumed when it exists
+            history = run_config(run, datasets[cfg["dataset"], images], args.device, verbose=args.verbose,
+                                 checkpoint=row, checkpoint_every=args.checkpoint_every,
+                                 resume=row if row is not None and row.exists() else None)[2]
+            runs.append(history)
+            runs_done += 1
+            if not args.quiet:
+                summary = history.summary()
+                print(f"[{runs_done}/{total}] {name}: test {_pct(summary['test'])}, best {_pct(summary['best'])}, "
+                      f"{summary['time']:.1f} s", flush=True)
+        rows.append((_run_label(cfg), runs))
+        histories[label] = runs
+    if len(seeds) == 1:
+        print(format_table([(cfg, runs[0].summary()) for cfg, runs in rows], varied))
+    else:
+        print(format_seed_table(rows, varied))
+    if args.plot and len(seeds) > 1:
+        plot_bands(histories, args.plot)
+    elif args.plot:
+        plot_histories({k: v[0] for k, v in histories.items()}, args.plot)
     if args.history:
-        save_histories(histories, args.history)
+        save_histories({label + (f", seed={h.config['seed']}" if len(seeds) > 1 else ""): h
+                        for label, runs in histories.items() for h in runs}, args.history)
     return 0
 
 
@@ -293,7 +314,10 @@ def _compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xpnet compare", description="Run every combination of the given values and "
                                 "print one table (lists: --activation relu,swish --lr 0.1 0.5).")
     _add_training_options(p, many=True)
-    p.add_argument("--history", default=None, help="write all runs' records to this .json or .csv")
+    p.add_argument("--history", default=None, help="write all runs' records to this .json or .csv "
+                   "(read back with xpnet.history.load_histories or xpnet.experiments.load_runs)")
+    p.add_argument("--seeds", type=int, default=None, metavar="N", help="run each configuration with "
+                   "seeds S..S+N-1 (S = --seed) and print mean ± sd (min–max) per column")
     return p
 
 

@@ -169,8 +169,9 @@ def load_histories(path: str | os.PathLike) -> dict[str, History]:
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
-            runs = data if isinstance(data, list) else [data]
-            return {r.get("label", ""): History(records=r["records"], config=r.get("config", {})) for r in runs}
+            runs = data.get("runs", [data]) if isinstance(data, dict) else data  # also xpnet.experiments.save_runs
+            labels = [r.get("label", "" if len(runs) == 1 else f"run {i + 1}") for i, r in enumerate(runs)]
+            return {label: History(records=r["records"], config=r.get("config", {})) for label, r in zip(labels, runs)}
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"{path}: not an xpnet history file ({e})") from None
     rows = list(csv.DictReader(io.StringIO(text)))
