@@ -236,8 +236,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise C.UsageError("seeds", f"{args.seeds} is not an integer >= 1")
     try:
         seeds = compare_seeds(grid.pop("seed"), args.seeds)
-    except ValueError as e:
-        raise C.UsageError("seed", str(e).removeprefix("--seed ")) from None
+    except ValueError as e:  # "--seed lists a seed twice ..." or "--seeds N runs ..."
+        option, _, message = str(e).partition(" ")
+        raise C.UsageError(option.removeprefix("--").replace("-", "_"), message) from None
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
     cfgs = [dict(zip(grid, combo), batchnorm=args.batchnorm) for combo in itertools.product(*grid.values())]
     given = {k for k in SETTINGS if getattr(args, k) is not None} | ({"batchnorm"} if args.batchnorm else set())
