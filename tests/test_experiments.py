@@ -97,7 +97,8 @@ def test_runs_file_round_trip(runs, tmp_path):
     save_runs(tmp_path / "r.json", runs, meta={"command": "test"})
     back = load_runs(tmp_path / "r.json")
     assert [h.records for h in back] == [h.records for h in runs] and [h.config for h in back] == [h.config for h in runs]
-    (tmp_path / "list.json").write_text("[" + ",".join(h.to_json() for h in runs) + "]")  # the older compare format
+    save_runs(tmp_path / "list.json", runs)  # no extra keys: a plain list, as compare --history always wrote
+    assert isinstance(json.loads((tmp_path / "list.json").read_text()), list)
     assert len(load_runs(tmp_path / "list.json")) == 5
     runs[0].save(tmp_path / "one.json")
     assert load_runs(tmp_path / "one.json")[0].records == runs[0].records

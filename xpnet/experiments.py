@@ -192,10 +192,11 @@ def within(published: float, s: Mapping[str, Any], k: float = 2.0) -> bool:
 def save_runs(path: str | os.PathLike, histories: Iterable[History], **extra: Any) -> None:
     """Write every run's history (config, records, summary) to one JSON file readable by :func:`load_runs`.
 
-    ``extra`` keys (e.g. ``meta``: machine, versions, command) are stored beside ``runs``.
+    The file is a JSON list of histories (the format ``xpnet compare --history`` always wrote); with
+    ``extra`` keys (e.g. ``meta``: machine, versions, command) it is ``{**extra, "runs": [...]}``.
     """
     runs = [json.loads(h.to_json()) for h in histories]
-    pathlib.Path(path).write_text(json.dumps({**extra, "runs": runs}, indent=1) + "\n")
+    pathlib.Path(path).write_text(json.dumps({**extra, "runs": runs} if extra else runs, indent=1) + "\n")
 
 
 def load_runs(path: str | os.PathLike) -> list[History]:

@@ -157,6 +157,8 @@ class Trainer:
             print(model.summary(), file=self.out)
         run = ckpt.Run(self, (x, t), test)  # fresh, or where restore() left off (RNGs, history, position)
         best, since_best = run.best, run.since_best
+        self.comm.check_equal(samples=x.shape[0], parameters=model.n_params(), batch_size=self.batch_size,
+                              epochs=self.epochs, test_samples=test[0].shape[0] if test is not None else 0)
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
         for epoch in range(run.epoch + 1, run.last + 1):
             start = time.perf_counter() - run.elapsed
@@ -184,7 +186,7 @@ class Trainer:
             early = self.patience is not None and since_best >= self.patience
             if early and self.verbose:
                 print(f"early stop: no improvement for {self.patience} epochs", file=self.out)
-            stop = early or any(cb(self, record) is True for cb in self.callbacks) or self.stop
+            stop = self.comm.any(early or any(cb(self, record) is True for cb in self.callbacks) or self.stop)
             run.end_epoch(epoch, best, since_best, done=stop or epoch == self.epochs)
             if stop:
                 break
