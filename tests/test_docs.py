@@ -4,10 +4,13 @@
   ones' names), in a temporary folder. Shortened where they would run for minutes: ``epochs=N`` →
   ``epochs=1``, loops over ``range(N ≥ 1000)`` → ``range(20)``.
 - shell blocks (```sh, ```bash, ```console): every ``xpnet ...`` command runs as a real command line,
-  shortened: ``--epochs 1``; the CNNs on the digits; ``xpnet bench`` on numpy's tiny network.
+  shortened: ``--epochs 1``; ``compare`` lists cut to two values; the CNNs on the digits; ``xpnet
+  bench`` on numpy's tiny network.
   Other lines (``pip install``, ``python -m pytest ...``) are not run here.
 - Blocks that need MNIST get it from ``../shared/data`` (``$XPNET_DATA``; skipped, saying so, where
   it is absent); ``xpnet data`` finds the files there already (no network: mirrors point nowhere).
+- A block or command skipped for what it needs skips the page's later ones too (they may use its
+  names or files).
 - Marks, on the line before a block: ``<!-- gpu -->`` (or the info string ``python gpu``): not run;
   ``<!-- requires: torch, ... -->``: skipped where a module is missing.
 """
@@ -99,9 +102,21 @@ def _set(argv: list[str], option: str, value: str | None) -> list[str]:
     return out + ([option, value] if value is not None else [])
 
 
+def _two_values(argv: list[str]) -> list[str]:
+    """``compare``'s lists cut to their first two values (``relu,swish,mish`` → ``relu,swish``)."""
+    out, count = [], 0
+    for a in argv:
+        count = 0 if a.startswith("-") else count + 1
+        if count <= 2:
+            out.append(",".join(a.split(",")[:2]) if count else a)
+    return out
+
+
 def shorten_command(argv: list[str]) -> list[str]:
     """A documented ``xpnet`` command line, made to finish in seconds."""
     command = argv[1] if len(argv) > 1 else ""
+    if command == "compare":
+        argv = argv[:2] + _two_values(argv[2:])
     if command in ("train", "compare"):
         argv = _set(argv, "--epochs", "1")
         if any(m in argv for m in ("simple-cnn", "deep-cnn")):
@@ -131,14 +146,16 @@ def _pages(langs):
 
 @pytest.mark.parametrize("page", _pages({"python"}))
 def test_python_blocks_run(page, tmp_path):
-    chosen, skipped = [], []
+    chosen, skipped, after = [], [], None
     for b in blocks(page):
         if b.lang != "python":
             continue
-        reason = "GPU only" if b.gpu else _skip_reason(b)
+        reason = "GPU only" if b.gpu else after or _skip_reason(b)
+        if reason and not b.gpu and after is None:
+            after = f"after the skipped block {b.page}:{b.line}"  # later blocks may use its names
         (skipped if reason else chosen).append((b, reason))
     if not chosen:
-        pytest.skip("; ".join(f"{b.page}:{b.line}: {r}" for b, r in skipped))
+        pytest.skip("; ".join(dict.fromkeys(r for _, r in skipped)))
     script = (
         "import sys, traceback\nns = {'__name__': '__main__'}\n"
         f"for label, code in {[(f'{b.page}:{b.line}', shorten_python(b.code)) for b, _ in chosen]!r}:\n"
@@ -152,12 +169,14 @@ def test_python_blocks_run(page, tmp_path):
 
 @pytest.mark.parametrize("page", _pages(SHELL))
 def test_shell_commands_run(page, tmp_path):
-    ran, skipped = 0, []
+    ran, skipped, after = 0, [], None
     for b in blocks(page):
         if b.lang not in SHELL:
             continue
         for argv in commands(b):
-            reason = "GPU only" if b.gpu else _skip_reason(dataclasses.replace(b, code=shlex.join(argv)))
+            reason = "GPU only" if b.gpu else after or _skip_reason(dataclasses.replace(b, code=shlex.join(argv)))
+            if reason and not b.gpu and after is None:
+                after = f"after the skipped command at {b.page}:{b.line}"  # later ones may use its files
             if reason:
                 skipped.append(reason)
                 continue
@@ -167,7 +186,7 @@ def test_shell_commands_run(page, tmp_path):
             assert run.returncode == 0, f"{b.page}:{b.line}: {shlex.join(short)}\n{run.stdout[-2000:]}{run.stderr[-3000:]}"
             ran += 1
     if not ran:
-        pytest.skip("no xpnet command to run here" + (f" ({'; '.join(skipped)})" if skipped else ""))
+        pytest.skip("no xpnet command to run here" + (f" ({'; '.join(dict.fromkeys(skipped))})" if skipped else ""))
 
 
 def test_the_extraction_sees_marks_and_indented_blocks(tmp_path):
@@ -180,6 +199,8 @@ def test_the_extraction_sees_marks_and_indented_blocks(tmp_path):
     assert commands(sh) == [["xpnet", "train", "--epochs", "50"]]
     assert shorten_command(commands(sh)[0]) == ["xpnet", "train", "--epochs", "1"]
     assert req.gpu and req.requires == ["torch", "mpi4py"]
-    assert shorten_command(["xpnet", "compare", "--model", "simple-cnn", "--dataset", "mnist", "--lr", "0.1", "0.5"]) \
-        == ["xpnet", "compare", "--model", "simple-cnn", "--lr", "0.1", "0.5", "--epochs", "1", "--dataset", "digits"]
+    assert shorten_command(["xpnet", "compare", "--model", "simple-cnn", "--dataset", "mnist", "--lr", "0.1", "0.5",
+                            "0.9", "--activation", "relu,swish,mish"]) \
+        == ["xpnet", "compare", "--model", "simple-cnn", "--lr", "0.1", "0.5", "--activation", "relu,swish",
+            "--epochs", "1", "--dataset", "digits"]
     assert shorten_python("fit(epochs=50)\nfor i in range(10000): pass") == "fit(epochs=1)\nfor i in range(20): pass"
