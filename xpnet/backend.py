@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -226,14 +227,18 @@ def _is_device_array(x: Any) -> bool:
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """Copy any backend's array to a host NumPy array (a no-op for NumPy input)."""
+    """Copy any backend's array to a host NumPy array (a no-op for NumPy input).
+
+    A bfloat16 array (torch) comes back as float32, which holds every bfloat16 value exactly: NumPy
+    has no bfloat16."""
     if isinstance(x, np.ndarray):
         return x
     lib = _library_of(x)
     if lib == "cupy":
         return x.get()
     if lib == "torch":
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        return (x.float() if x.dtype == sys.modules["torch"].bfloat16 else x).numpy()
     if hasattr(x, "__dlpack__"):
         return np.from_dlpack(x)
     return np.asarray(x)
