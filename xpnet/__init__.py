@@ -2,7 +2,7 @@
 running unchanged on NumPy, CuPy, PyTorch and array-api-strict."""
 
 from . import datasets, layers, losses, models, optimizers
-from .backend import (
+from .backends import (
     Backend,
     BackendUnavailableError,
     asarray,

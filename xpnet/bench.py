@@ -140,14 +140,10 @@ def interleaved(candidates: dict[str, Callable[[], None]], rounds: int = 7, min_
 def _torch_device(backend: B.Backend) -> str | None:
     """The torch device matching a backend's device, or None where PyTorch cannot run there."""
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
         return None
-    if backend.name == "torch":
-        return str(backend.device)
-    if backend.name == "cupy":
-        return f"cuda:{backend.device.id}" if torch.cuda.is_available() else None
-    return "cpu"
+    return backend.peer_torch_device()
 
 
 def bench_backend(backend: B.Backend, networks: list[str], rounds: int, min_time: float, dtype: str = "float32") -> list[dict[str, Any]]:
@@ -173,10 +169,7 @@ def bench_backend(backend: B.Backend, networks: list[str], rounds: int, min_time
 
 def _free_memory(backend: B.Backend) -> None:
     """Return cached device memory between benchmarks (CuPy's pool, torch's caching allocator)."""
-    if backend.name == "cupy":
-        backend._lib.get_default_memory_pool().free_all_blocks()
-    elif backend.name == "torch" and getattr(backend.device, "type", "cpu") == "cuda":
-        backend._lib.cuda.empty_cache()
+    backend.free_memory()
 
 
 def numgrad_vs_backprop(hidden: int = 50, batch: int = 100) -> dict[str, float]:

@@ -99,15 +99,17 @@ class Sequential:
         t = self.backend.asarray(t, strict=True)
         return self.backend.xp.astype(t, self.dtype) if self.backend.is_float(t) else t
 
-    def check_data(self, x: Any, t: Any) -> tuple[Any, Any]:
-        """Move ``x, t`` to the model's backend and check them once (shapes, label range)."""
+    def check_data(self, x: Any, t: Any, values: bool | None = None) -> tuple[Any, Any]:
+        """Move ``x, t`` to the model's backend and check them once: shapes and dtypes always; the
+        label range with ``values=True`` (one read: where data enters training) or, by default, only
+        where reading is free (host memory). On a device the loss of out-of-range labels is NaN instead."""
         x, t = self._input(x), self._target(t)
         if x.shape[0] != t.shape[0]:
             raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
         out = self.shapes[-1][1]
         if out is None:
             out = tuple(self.forward(x[:1, ...], train=False).shape[1:])
-        self.loss_layer.check_target((x.shape[0], *out), t)
+        self.loss_layer.check_target((x.shape[0], *out), t, values)
         return x, t
 
     # -- the book's interface -----------------------------------------------------------------
@@ -149,17 +151,31 @@ class Sequential:
         return self.backward()
 
     def accuracy(self, x: Any, t: Any) -> float:
-        """Fraction of samples whose top score is the label (labels or one-hot targets)."""
+        """Fraction of samples whose top score is the label (labels or one-hot targets).
+
+        One value pair is read back: the count of correct samples and of out-of-range labels (an error)."""
         xp = self.backend.xp
         y = self.predict(x)
         t = self._target(t)
+        n, c = y.shape[0], y.shape[-1]
+        if t.shape[0] != n:
+            raise ValueError(f"accuracy: {t.shape[0]} targets for {n} inputs")
+        bad = xp.zeros((), dtype=xp.int64, device=self.backend.device)
         if t.ndim != 1:
             t = xp.argmax(t, axis=1)
-        return float(xp.sum(xp.astype(xp.argmax(y, axis=1) == t, xp.int64))) / y.shape[0]
+        elif xp.isdtype(t.dtype, "integral"):
+            bad = xp.sum(xp.astype((t < 0) | (t >= c), xp.int64))
+        counts = xp.stack([xp.sum(xp.astype(xp.argmax(y, axis=1) == t, xp.int64)), bad])
+        correct, out_of_range = (int(v) for v in self.backend.to_host(counts))
+        if out_of_range:
+            raise ValueError(f"accuracy: {out_of_range} labels outside [0, {c - 1}] for {c} classes")
+        return correct / n
 
     # -- moving, state ------------------------------------------------------------------------
     def to(self, backend: str | Backend, device: Any = None) -> Sequential:
-        """Move the model to another backend (explicitly; a global switch never moves it)."""
+        """Move the model to another backend and/or device (explicitly; a global switch never moves it).
+
+        ``model.to("torch", device="meta")``, ``model.to("array_api_strict:device1")``, ``model.to("numpy")``."""
         target = resolve_backend(backend, device)
         for layer in self.layers:
             layer.to(target)

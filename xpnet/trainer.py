@@ -98,8 +98,8 @@ class Trainer:
     def fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None) -> History:
         """Train for ``epochs`` and return the :class:`History` (also kept as ``self.history``)."""
         model = self.model
-        x, t = model.check_data(x_train, t_train)  # moved and checked once, never in the step
-        test = model.check_data(x_test, t_test) if x_test is not None else None
+        x, t = model.check_data(x_train, t_train, values=True)  # moved and checked once, never in the step
+        test = model.check_data(x_test, t_test, values=True) if x_test is not None else None
         rng = np.random.default_rng(self.seed)
         self.history = History(config={"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
                                        "optimizer": repr(self.optimizer), "backend": str(model.backend)})
@@ -118,7 +118,8 @@ class Trainer:
                 if record[name] is not None and not math.isfinite(record[name]):
                     raise ValueError(
                         f"non-finite {name.replace('_', ' ')} ({record[name]}) at epoch {epoch}: the learning "
-                        f"rate may be too high, or the data holds NaN/inf"
+                        f"rate may be too high, the data holds NaN/inf, or labels lie outside [0, classes - 1] "
+                        f"(on a device backend an out-of-range label makes the loss NaN instead of raising)"
                     )
             self.history.append(record)
             if self.verbose:
