@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import backend as B
+from . import distributed
 from .datasets import DATASETS
 from .history import plot_histories
 from .models import deep_cnn, mlp, simple_cnn
@@ -87,14 +88,18 @@ def _init(value: str) -> str | float:
         return value
 
 
-def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None):
-    """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history)."""
+def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None, comm=None):
+    """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history).
+
+    ``comm``: train data-parallel on this communicator (:func:`xpnet.distributed.init`)."""
     (x, t), (xt, tt) = data
     backend = B.resolve_backend(cfg["backend"], device)
     B.set_default_dtype(cfg["dtype"])
     with B.use_backend(backend):
         B.seed(cfg["seed"])
         model = _build(cfg, x, t)
+        if comm is not None and comm.size > 1:
+            B.seed(cfg["seed"] + comm.rank)  # dropout masks per rank (weights come from rank 0)
     name = cfg["optimizer"].lower()
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; valid: {', '.join(OPTIMIZERS)}")
@@ -103,7 +108,7 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
         kwargs["momentum"] = cfg["momentum"]
     optimizer = OPTIMIZERS[name](**kwargs)
     trainer = Trainer(model, optimizer, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      verbose=verbose, out=out)
+                      verbose=verbose, out=out, comm=comm)
     history = trainer.fit(x, t, xt, tt)
     history.config.update({k: v for k, v in cfg.items()})
     return model, optimizer, history
@@ -129,11 +134,14 @@ def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequen
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    comm = distributed.init() if args.distributed else None
     cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
     data = _load_data(args.dataset, args.data_path, images=args.model != "mlp")
     start = time.perf_counter()
-    model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet)
+    model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet, comm=comm)
     wall = time.perf_counter() - start
+    if comm is not None and not comm.is_root:
+        return 0  # rank 0 prints the table, saves and plots
     print(format_table([(cfg, history.summary())], ["model" if args.model != "mlp" else "activation"]))
     print(f"wall time {wall:.1f} s (training and per-epoch evaluation: {history.total_seconds:.1f} s)")
     if args.save:
@@ -179,6 +187,8 @@ def _train_parser() -> argparse.ArgumentParser:
     _add_training_options(p, many=False)
     p.add_argument("--save", default=None, help="save model + optimizer state to this .npz")
     p.add_argument("--history", default=None, help="write per-epoch records to this .json or .csv")
+    p.add_argument("--distributed", action="store_true", help="data-parallel over the processes of "
+                   "`mpiexec -n P xpnet train --distributed ...` (--batch-size is the global batch; docs/distributed.md)")
     return p
 
 
@@ -207,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_main(rest)
     except (B.BackendUnavailableError, FileNotFoundError, ValueError) as e:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        distributed.stop_all()  # under MPI: the other ranks must not wait for this one
         return 1
 
 

@@ -9,6 +9,7 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
+from .distributed import Communicator, SingleCommunicator
 from .history import History
 from .model import Sequential
 from .optimizers import Optimizer
@@ -35,6 +36,9 @@ class Trainer:
             many epochs.
         callbacks: ``f(trainer, record)`` after each epoch; returning ``True`` stops training.
         out: where log lines go (default ``sys.stdout``).
+        comm: data-parallel training (:func:`xpnet.distributed.init`): ``batch_size`` is the global batch,
+            each rank takes its share of it and one allreduce per step averages the gradients; only rank 0
+            prints. Default: one process.
     """
 
     def __init__(
@@ -50,14 +54,17 @@ class Trainer:
         patience: int | None = None,
         callbacks: tuple[Callback, ...] | list[Callback] = (),
         out: TextIO | None = None,
+        comm: Communicator | None = None,
     ) -> None:
         if epochs < 1 or batch_size < 1 or eval_batch_size < 1:
             raise ValueError("epochs, batch_size and eval_batch_size must be >= 1")
         self.model, self.optimizer = model, optimizer
         self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), seed
+        self.comm = comm if comm is not None else SingleCommunicator()
+        verbose = verbose and self.comm.is_root  # under MPI only rank 0 prints
         self.eval_batch_size, self.verbose = int(eval_batch_size), verbose
         self.out = out if out is not None else sys.stdout
-        self.progress = progress if progress is not None else (verbose and _isatty(self.out))
+        self.progress = self.comm.is_root and (progress if progress is not None else verbose and _isatty(self.out))
         self.patience, self.callbacks = patience, list(callbacks)
         self.history = History()
 
@@ -71,26 +78,33 @@ class Trainer:
         steps = range(0, n, b)
         bar = _Bar(len(steps), self.out) if self.progress else None
         for i in steps:
-            idx = index[i : min(i + b, n)]  # in-bounds stop: the standard leaves out-of-bounds unspecified
-            model.step_loss(xp.take(x, idx, axis=0), xp.take(t, idx, axis=0), value=False)
-            opt.update(params, model.backward())
+            stop = min(i + b, n)  # in-bounds stop: the standard leaves out-of-bounds unspecified
+            lo, hi = self.comm.share(i, stop)  # this rank's part of the global batch (all of it alone)
+            if hi > lo:
+                idx = index[lo:hi]
+                model.step_loss(xp.take(x, idx, axis=0), xp.take(t, idx, axis=0), value=False)
+            grads = model.backward() if hi > lo else None
+            opt.update(params, self.comm.allreduce_grad(grads, params, model.backend, (hi - lo) / (stop - i)))
             if bar:
                 bar.tick()
         if bar:
             bar.close()
 
     def evaluate(self, x: Any, t: Any) -> tuple[float, float]:
-        """(mean loss, accuracy) of checked device data in evaluation mode, read once."""
+        """(mean loss, accuracy) of checked device data in evaluation mode, read once (under MPI each rank
+        evaluates its share and the sums are combined)."""
         model, xp = self.model, self.model.backend.xp
         loss_sum, correct = 0.0, 0
         n = x.shape[0]
-        for i in range(0, n, self.eval_batch_size):
-            stop = min(i + self.eval_batch_size, n)
+        start, end = self.comm.share(0, n)
+        for i in range(start, end, self.eval_batch_size):
+            stop = min(i + self.eval_batch_size, end)
             xb, tb = x[i:stop, ...], t[i:stop, ...]
             y = model.forward(xb, train=False)
             loss_sum = loss_sum + model.loss_layer.forward(y, tb) * xb.shape[0]
             labels = tb if tb.ndim == 1 else xp.argmax(tb, axis=1)
             correct = correct + xp.sum(xp.astype(xp.argmax(y, axis=1) == labels, xp.int64))
+        loss_sum, correct = self.comm.sum_values(loss_sum, correct)
         loss = loss_sum / n + self.optimizer.penalty(model.params)
         return float(loss), int(correct) / n
 
@@ -107,9 +121,11 @@ class Trainer:
         if self.verbose:
             print(model.summary(), file=self.out)
         best, since_best = math.inf, 0
+        self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
         for epoch in range(1, self.epochs + 1):
             start = time.perf_counter()
             self.train_epoch(x, t, rng.permutation(x.shape[0]))
+            self.comm.bcast_data(model.buffers, model.backend)  # BatchNorm statistics: rank 0's, as DDP
             train_loss, train_acc = self.evaluate(x, t)
             test_loss, test_acc = self.evaluate(*test) if test is not None else (None, None)
             record = {"epoch": epoch, "train_acc": train_acc, "train_loss": train_loss,

@@ -97,6 +97,12 @@ class Backend:
         """False on devices whose arrays hold no values (PyTorch's ``meta``): shapes and dtypes only."""
         return True
 
+    @property
+    def exports_buffers(self) -> bool:
+        """True when arrays can be handed as they are to C libraries such as MPI (buffer protocol,
+        DLPack or the CUDA array interface); False for the strict checker and for data-less devices."""
+        return self.has_data
+
     def device_of(self, x: Any) -> Any:
         """The device an array of this library lives on."""
         return x.device

@@ -42,6 +42,10 @@ class StrictBackend(Backend):
     def host_memory(self) -> bool:
         return str(self.device) == str(self._lib.Device("CPU_DEVICE"))
 
+    @property
+    def exports_buffers(self) -> bool:
+        return False  # a checker: its arrays are not handed to C libraries
+
     def to_host(self, x: Any) -> np.ndarray:
         cpu = self._lib.Device("CPU_DEVICE")
         if str(x.device) != str(cpu):
