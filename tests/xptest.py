@@ -39,7 +39,7 @@ def assert_input_gradient(model, x, t, eps=1e-6):
         up[i] += eps
         down[i] -= eps
         with model.frozen():
-            num[i] = (float(model.loss(up, t)) - float(model.loss(down, t))) / (2 * eps)
+            num[i] = (float(model.loss(up, t, train=True)) - float(model.loss(down, t, train=True))) / (2 * eps)
     np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-8)
 
 

@@ -23,6 +23,11 @@ class Loss:
     def backward(self, dout: Any = 1.0) -> Any:
         raise NotImplementedError
 
+    def target(self, t: Any, dtype: Any) -> Any:
+        """Floating targets in the outputs' dtype: integer (or float64) targets must not promote
+        the loss and its gradient (NumPy would give float64, array-api-strict raises)."""
+        return t if t.dtype == dtype else self.xp.astype(t, dtype)
+
     def check_target(self, y_shape: tuple[int, ...], t: Any, values: bool | None = None) -> None:
         """Validate targets against outputs: shapes and dtypes always; the values (label range) when
         ``values`` is true, or — ``None`` — where reading them is free (host memory, no device sync)."""
@@ -56,9 +61,11 @@ def check_labels(backend: Backend, t: Any, c: int) -> None:
 class SoftmaxCrossEntropy(Loss):
     """Softmax + cross-entropy as one layer (the book's ``SoftmaxWithLoss``).
 
-    ``E = mean_n(logsumexp(a_n) - a_n[t_n])`` computed with the max shift (stable for any scores);
-    ``dE/da = (softmax(a) - onehot(t)) / N``. Targets: integer class labels of shape ``(N,)``
-    or one-hot (or soft) targets of shape ``(N, C)``.
+    ``E = mean_n(log Σ_c e^(a_nc - m_n) - Σ_c t_nc (a_nc - m_n))`` with ``m_n = max_c a_nc``: each row's
+    loss is formed from the shifted scores before the mean (no cancellation between batch sums, so
+    scores near ±1000 lose nothing in float32); ``dE/da = (softmax(a) - t) / N``. Targets: integer
+    class labels of shape ``(N,)`` or one-hot (or soft, rows summing to 1) targets of shape ``(N, C)``,
+    cast to the scores' dtype.
     """
 
     def __init__(self) -> None:
@@ -68,24 +75,27 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, a: Any, t: Any, value: bool = True) -> Any:
         xp = self.xp
         n, c = a.shape
-        m = xp.max(a, axis=1, keepdims=True)
-        e = xp.exp(a - m)
+        z = a - xp.max(a, axis=1, keepdims=True)
+        e = xp.exp(z)
         s = row_sums(self.backend, self.ones, e)
         self.y = e / s
-        self.t = self.onehot(t, c, a.dtype) if t.ndim == 1 else t
+        self.t = self.onehot(t, c, a.dtype) if t.ndim == 1 else self.target(t, a.dtype)
         if not value:
             return None
-        e = (xp.sum(xp.log(s) + m) - xp.sum(self.t * a)) / n
+        e = xp.sum(xp.log(s) - row_sums(self.backend, self.ones, self.t * z)) / n
         if t.ndim == 1:  # an out-of-range label (one-hot row of zeros) makes E NaN, without a host read
             e = xp.where(xp.all((t >= 0) & (t < c)), e, xp.nan)
         return e
 
     def onehot(self, t: Any, c: int, dtype: Any) -> Any:
-        """One-hot rows by comparison with ``arange(C)`` (the standard has no scatter)."""
+        """One-hot rows by comparison with ``arange(C)`` (the standard has no scatter); ``arange``
+        in the labels' dtype where it holds C - 1 (uint8 labels and 300 classes would wrap)."""
         xp = self.xp
         classes = getattr(self, "_classes", None)
-        if classes is None or classes.shape[0] != c or classes.dtype != t.dtype:
-            classes = self._classes = xp.arange(c, dtype=t.dtype, device=self.backend.device)
+        if classes is None or self._classes_for != (c, t.dtype):
+            wide = xp.iinfo(t.dtype).max >= c - 1
+            classes = self._classes = xp.arange(c, dtype=t.dtype if wide else xp.int64, device=self.backend.device)
+            self._classes_for = (c, t.dtype)
         return xp.astype(t[:, None] == classes, dtype)
 
     def backward(self, dout: Any = 1.0) -> Any:
@@ -113,7 +123,7 @@ class MeanSquaredError(Loss):
     """Identity output with squared error: ``E = ½‖y - t‖² / N``; ``dE/dy = (y - t) / N``."""
 
     def forward(self, y: Any, t: Any, value: bool = True) -> Any:
-        self.diff = y - t
+        self.diff = y - self.target(t, y.dtype)
         return 0.5 * self.xp.sum(self.diff * self.diff) / y.shape[0] if value else None
 
     def backward(self, dout: Any = 1.0) -> Any:
@@ -156,6 +166,7 @@ class Flooding(Loss):
 
     def clear(self):
         self.sign = None
+        self.loss.clear()
 
 
 LOSSES: dict[str, type[Loss]] = {"SoftmaxCrossEntropy": SoftmaxCrossEntropy, "MeanSquaredError": MeanSquaredError}

@@ -14,6 +14,13 @@ from .losses import Loss, SoftmaxCrossEntropy
 class Sequential:
     """Layers applied in order, then a loss.
 
+    Semantics (as the book's ``loss(x, t, train_flg=False)``): :meth:`predict`, :meth:`loss` and
+    :meth:`accuracy` evaluate — Dropout off, BatchNorm on its running statistics (which they never
+    move), in batches of ``batch_size`` (default :attr:`eval_batch_size`), keeping nothing
+    batch-sized. :meth:`gradient` is the training step: a training-mode forward of the batch, the
+    loss, :meth:`backward`. ``backward()`` uses the caches of the last training-mode loss and raises
+    ``RuntimeError`` after an evaluation.
+
     ``params``/``grads`` are dicts keyed ``"<layer index>.<name>"`` (``"0.W"``, ``"0.b"``, ...) holding
     the layers' own arrays: an optimizer that updates them in place updates the model.
 
@@ -25,6 +32,10 @@ class Sequential:
         input_grad: compute ``dL/dx`` for the input too (off by default: nobody needs it and it
             is a whole matrix product).
     """
+
+    #: Batch size of the evaluation passes (:meth:`predict`, :meth:`loss`, :meth:`accuracy`) when
+    #: none is given: a large input never needs all its activations at once.
+    eval_batch_size: int = 10000
 
     def __init__(
         self,
@@ -52,6 +63,7 @@ class Sequential:
         self.layers[0].input_grad = input_grad
         self.input_grad = input_grad
         self.shapes = self._infer_shapes(input_shape)
+        self._backprop = False  # whether the loss layer and the layers hold a training step's caches
 
     # -- structure ---------------------------------------------------------------------
     def _infer_shapes(self, input_shape: tuple[int, ...] | None) -> list[tuple[Any, Any]]:
@@ -114,31 +126,83 @@ class Sequential:
 
     # -- the book's interface -----------------------------------------------------------------
     def forward(self, x: Any, train: bool = True) -> Any:
-        """Scores for device input ``x`` (no conversion or checks: the training loop's path)."""
+        """Scores for device input ``x`` (no conversion or checks: the training loop's path).
+
+        ``train=False`` keeps nothing in the layers (and makes :meth:`backward` refuse to run)."""
+        self._backprop = False
+        if not train:
+            self.loss_layer.clear()
         for layer in self.layers:
             x = layer.forward(x, train)
         return x
 
-    def predict(self, x: Any) -> Any:
-        """Scores (before the loss's softmax) in evaluation mode."""
-        return self.forward(self._input(x), train=False)
+    def _batches(self, n: int, batch_size: int | None) -> Iterator[slice]:
+        """Consecutive slices of at most ``batch_size`` rows covering ``n`` rows (one empty slice if n = 0)."""
+        b = self.eval_batch_size if batch_size is None else batch_size
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ValueError(f"batch_size must be a positive integer (or None for eval_batch_size), got {b!r}")
+        for i in range(0, max(n, 1), b):
+            yield slice(i, min(i + b, n))
 
-    def loss(self, x: Any, t: Any, train: bool = True) -> Any:
-        """The loss as a 0-d array on the device (no host sync). Checks ``t`` against the outputs."""
+    def predict(self, x: Any, batch_size: int | None = None) -> Any:
+        """Scores (before the loss's softmax) in evaluation mode, computed ``batch_size`` rows at a time."""
+        x = self._input(x)
+        out = [self.forward(x[s, ...], train=False) for s in self._batches(x.shape[0], batch_size)]
+        return out[0] if len(out) == 1 else self.backend.xp.concat(out, axis=0)
+
+    def evaluate(self, x: Any, t: Any, batch_size: int | None = None, loss: bool = True,
+                 correct: bool = True) -> tuple[Any, Any]:
+        """``(mean loss, number of correct top-1 predictions)`` of data checked by :meth:`check_data`,
+        as 0-d device arrays (no host read; ``None`` for what is not asked), in evaluation mode and
+        batches of ``batch_size``; keeps nothing. The mean is the batches' losses weighted by their
+        sizes (for :class:`~xpnet.losses.Flooding`: the mean of per-batch flooded losses)."""
+        xp, n = self.backend.xp, x.shape[0]
+        total = hits = None
+        for s in self._batches(n, batch_size):
+            y, tb = self.forward(x[s, ...], train=False), t[s, ...]
+            if loss:
+                e = self.loss_layer.forward(y, tb) * ((s.stop - s.start) / max(n, 1))
+                total = e if total is None else total + e
+            if correct:
+                labels = tb if tb.ndim == 1 else xp.argmax(tb, axis=1)
+                c = xp.sum(xp.astype(xp.argmax(y, axis=1) == labels, xp.int64))
+                hits = c if hits is None else hits + c
+        self.loss_layer.clear()
+        return (xp.asarray(total) if loss else None), hits  # NumPy: 0-d, not a scalar
+
+    def loss(self, x: Any, t: Any, train: bool = False, batch_size: int | None = None) -> Any:
+        """The loss as a 0-d array on the device (no host sync). Checks ``t`` against the outputs.
+
+        Evaluation by default (the book's ``train_flg=False``): repeatable, running statistics
+        untouched, in batches. ``train=True`` is one training-mode pass (Dropout draws masks,
+        BatchNorm uses and updates batch statistics) that :meth:`backward` can follow."""
         x, t = self.check_data(x, t)
-        return self.backend.xp.asarray(self.loss_layer.forward(self.forward(x, train), t))  # NumPy: 0-d, not a scalar
+        if train:
+            return self.backend.xp.asarray(self.step_loss(x, t))
+        return self.evaluate(x, t, batch_size, correct=False)[0]
 
     def step_loss(self, x: Any, t: Any, value: bool = True) -> Any:
         """Training-mode loss of device data already checked by :meth:`check_data` (no checks).
 
         ``value=False`` prepares ``backward`` without computing the loss value (the trainer's step)."""
-        return self.loss_layer.forward(self.forward(x, True), t, value)
+        e = self.loss_layer.forward(self.forward(x, True), t, value)
+        self._backprop = True
+        return e
 
     def backward(self) -> dict[str, Any]:
-        """Backpropagate the last loss; fills each layer's gradients and returns :attr:`grads`.
+        """Backpropagate the last training-mode loss (:meth:`gradient`, :meth:`step_loss`,
+        ``loss(train=True)``); fills each layer's gradients and returns :attr:`grads`.
 
-        The input gradient, when ``input_grad=True``, is kept in ``self.dx``.
+        The input gradient, when ``input_grad=True``, is kept in ``self.dx``. After an evaluation
+        (:meth:`predict`, :meth:`loss`, :meth:`accuracy`, ``forward(train=False)``) it raises
+        ``RuntimeError``: an evaluation keeps nothing to backpropagate.
         """
+        if not self._backprop:
+            raise RuntimeError(
+                "backward() needs a training-mode loss first (model.gradient(x, t), model.loss(x, t, train=True) "
+                "or step_loss); the last pass was an evaluation (predict, loss, accuracy or forward with "
+                "train=False), which keeps nothing for backward"
+            )
         dout = self.loss_layer.backward(1.0)
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
@@ -146,30 +210,32 @@ class Sequential:
         return self.grads
 
     def gradient(self, x: Any, t: Any) -> dict[str, Any]:
-        """Loss and backward in one call (the book's ``gradient``); returns :attr:`grads`."""
-        self.loss(x, t)
+        """The training step (the book's ``gradient``): a training-mode forward of the checked batch,
+        the loss, :meth:`backward`; returns :attr:`grads`. It does not go through :meth:`loss`."""
+        x, t = self.check_data(x, t)
+        self.step_loss(x, t, value=False)
         return self.backward()
 
-    def accuracy(self, x: Any, t: Any) -> float:
-        """Fraction of samples whose top score is the label (labels or one-hot targets).
-
-        One value pair is read back: the count of correct samples and of out-of-range labels (an error)."""
+    def accuracy(self, x: Any, t: Any, batch_size: int | None = None) -> float:
+        """Fraction of samples whose top score is the label (labels or one-hot targets), evaluated
+        ``batch_size`` rows at a time. One read: the number of correct samples together with the
+        number of out-of-range labels (a ``ValueError``)."""
         xp = self.backend.xp
-        y = self.predict(x)
+        x = self._input(x)
         t = self._target(t)
-        n, c = y.shape[0], y.shape[-1]
-        if t.shape[0] != n:
-            raise ValueError(f"accuracy: {t.shape[0]} targets for {n} inputs")
+        if x.shape[0] != t.shape[0]:
+            raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
+        hits = self.evaluate(x, t, batch_size, loss=False)[1]
         bad = xp.zeros((), dtype=xp.int64, device=self.backend.device)
-        if t.ndim != 1:
-            t = xp.argmax(t, axis=1)
-        elif xp.isdtype(t.dtype, "integral"):
+        c = None
+        if t.ndim == 1 and xp.isdtype(t.dtype, "integral"):
+            out = self.shapes[-1][1] or tuple(self.forward(x[:1, ...], train=False).shape[1:])
+            c = out[-1]
             bad = xp.sum(xp.astype((t < 0) | (t >= c), xp.int64))
-        counts = xp.stack([xp.sum(xp.astype(xp.argmax(y, axis=1) == t, xp.int64)), bad])
-        correct, out_of_range = (int(v) for v in self.backend.to_host(counts))
+        correct, out_of_range = (int(v) for v in self.backend.to_host(xp.stack([xp.astype(hits, xp.int64), bad])))
         if out_of_range:
             raise ValueError(f"accuracy: {out_of_range} labels outside [0, {c - 1}] for {c} classes")
-        return correct / n
+        return correct / x.shape[0]
 
     # -- moving, state ------------------------------------------------------------------------
     def to(self, backend: str | Backend, device: Any = None) -> Sequential:
@@ -181,6 +247,7 @@ class Sequential:
             layer.to(target)
         self.loss_layer.to(target)
         self.backend = target
+        self._backprop = False
         return self
 
     @contextlib.contextmanager

@@ -83,12 +83,18 @@ class Optimizer:
         self.update(model.params, model.grads)
 
     def check_dtype(self, key: str, p: Any) -> None:
-        """Refuse hyper-parameters that the parameter's dtype cannot represent (checked on the host)."""
+        """Refuse an ``eps`` that vanishes in the parameter's dtype (checked on the host, from
+        ``finfo``): it would leave ``0/(√0 + 0) = NaN`` wherever a gradient is exactly zero."""
         eps = getattr(self, "eps", None)
-        if eps is not None and str(p.dtype).endswith("float16") and "bfloat16" not in str(p.dtype) and eps < 6e-8:
+        if eps is None:
+            return
+        info = self.xp.finfo(p.dtype)
+        tiniest = float(info.smallest_normal) * float(info.eps)  # the smallest subnormal
+        if not eps >= tiniest:
             raise ValueError(
-                f"{type(self).__name__}: eps={eps} underflows to 0 in float16 (parameter {key!r}) and the update "
-                f"would divide by zero; use eps >= 1e-4 with float16, or bfloat16/float32"
+                f"{type(self).__name__}: eps={eps} underflows to 0 in {p.dtype} (parameter {key!r}; its smallest "
+                f"positive value is {tiniest:.3g}) and a zero gradient would give 0/0 = NaN; use eps >= "
+                f"{float(info.smallest_normal):.1g} with this dtype"
             )
 
     def begin_step(self) -> None:
@@ -215,8 +221,10 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba, Algorithm 1, as PyTorch): ``m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;``
     ``W ← W - η·m̂/(√v̂ + ε)`` with ``m̂ = m/(1-β₁ᵗ)``, ``v̂ = v/(1-β₂ᵗ)``.
 
-    Computed as ``W ← W - η_t·m/(√v + ε_t)`` with ``η_t = η√(1-β₂ᵗ)/(1-β₁ᵗ)`` and
-    ``ε_t = ε√(1-β₂ᵗ)`` (host scalars): the same update without bias-corrected copies.
+    Computed as ``W ← W - η_t·m/(√v·c_t + ε)`` with ``η_t = η/(1-β₁ᵗ)`` and ``c_t = 1/√(1-β₂ᵗ)``
+    (host scalars): the same update without bias-corrected copies, and ε is added as given — the
+    product ε√(1-β₂ᵗ) would underflow to 0 in float16 (ε = 1e-7) and turn a zero gradient into
+    0/0 = NaN. An ε that is 0 in the parameter dtype is refused (``ValueError`` naming ``eps``).
     """
 
     slots = ("m", "v")
@@ -231,15 +239,14 @@ class Adam(Optimizer):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def begin_step(self) -> None:
-        correction2 = math.sqrt(1.0 - self.beta2**self.t)
-        self.lr_t = self.lr * correction2 / (1.0 - self.beta1**self.t)
-        self.eps_t = self.eps * correction2
+        self.lr_t = self.lr / (1.0 - self.beta1**self.t)
+        self.c_t = 1.0 / math.sqrt(1.0 - self.beta2**self.t)
 
     def update_one(self, p, g, state):
         m, v = state["m"], state["v"]
         m += (1.0 - self.beta1) * (g - m)
         v += (1.0 - self.beta2) * (g * g - v)
-        p -= self.lr_t * m / (self.xp.sqrt(v) + self.eps_t)
+        p -= self.lr_t * m / (self.xp.sqrt(v) * self.c_t + self.eps)
 
 
 class AdamW(Adam):

@@ -3,12 +3,19 @@
 A layer owns its parameters as attributes named in ``param_names`` (the book's ``W``, ``b``);
 the gradient of parameter ``P`` is the attribute ``dP`` (``dW``, ``db``), set by ``backward``.
 Non-trained state (running statistics) is named in ``buffer_names``.
+
+Evaluation semantics, shared by every layer (``__init_subclass__`` wraps each subclass's
+``forward``/``backward``, so a layer only writes the book's two methods and ``clear``):
+an evaluation forward (``train=False``) keeps nothing — the layer's ``clear()`` runs right after
+it, dropping what the last training forward kept too — and ``backward`` after it raises
+``RuntimeError`` instead of returning a gradient built from an older training batch.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from ..backend import Backend, get_backend, host_rng
 
@@ -25,6 +32,13 @@ class Layer:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         LAYERS[cls.__name__] = cls
+        if "forward" in cls.__dict__:
+            cls.forward = _evaluation_keeps_nothing(cls.__dict__["forward"])  # type: ignore[method-assign]
+        if "backward" in cls.__dict__:
+            cls.backward = _needs_training_forward(cls.__dict__["backward"])  # type: ignore[method-assign]
+
+    #: Whether the last forward was a training forward whose caches ``backward`` may use.
+    trained: bool = False
 
     def __init__(self) -> None:
         self.backend: Backend = get_backend()
@@ -75,6 +89,7 @@ class Layer:
             setattr(self, "d" + p, None)
         self.backend, self.xp = backend, backend.xp
         self.clear()
+        self.trained = False
         return self
 
     def clear(self) -> None:
@@ -89,6 +104,35 @@ class Layer:
 
     def _mismatch(self, expected: str, got: tuple[Any, ...]) -> ValueError:
         return ValueError(f"layer {self.name} ({self.describe()}): expected input of shape {expected}, got {got}")
+
+
+def _evaluation_keeps_nothing(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """``forward`` followed, in evaluation, by ``clear()``: nothing batch-sized stays behind."""
+
+    @functools.wraps(forward)
+    def wrapper(self: Layer, x: Any, train: bool = True) -> Any:
+        y = forward(self, x, train)
+        self.trained = bool(train)
+        if not train:
+            self.clear()
+        return y
+
+    return wrapper
+
+
+def _needs_training_forward(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """``backward`` refused unless the last forward was a training forward (its caches are current)."""
+
+    @functools.wraps(backward)
+    def wrapper(self: Layer, dout: Any) -> Any:
+        if not self.trained:
+            raise RuntimeError(
+                f"layer {self.name}: backward() needs a forward pass with train=True first; an evaluation "
+                f"forward (train=False) keeps nothing for backward"
+            )
+        return backward(self, dout)
+
+    return wrapper
 
 
 def init_weight(backend: Backend, shape: tuple[int, ...], fan_in: int, init: str | float) -> Any:

@@ -66,8 +66,6 @@ class BatchNorm(Layer):
 
     def backward(self, dout: Any) -> Any:
         """``dx = γ/σ · (dy - mean(dy) - x̂·mean(dy·x̂))`` (the book's graph, simplified)."""
-        if self.xn is None:
-            raise RuntimeError(f"layer {self.name}: backward() needs a forward pass with train=True first")
         xp, axes, shape, xn = self.xp, self.axes, self.shape, self.xn
         self.dbeta = xp.sum(dout, axis=axes)
         self.dgamma = xp.sum(dout * xn, axis=axes)

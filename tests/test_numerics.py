@@ -1,0 +1,113 @@
+"""Numerics and dtypes (issue 12, items 1-5): each test pins a defect that gave a silent wrong answer."""
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import layers as L
+from xpnet import losses
+from xpnet.optimizers import Adam
+from xptest import host
+
+F32_EPS = float(np.finfo(np.float32).eps)
+
+
+def _float_dtype_or_skip(backend, name):
+    try:
+        return backend.dtype(name)
+    except TypeError as e:
+        pytest.skip(f"{backend.name} has no {name}: {e}")
+
+
+# -- 1. integer targets keep the model's float dtype ------------------------------------------------
+
+
+@pytest.mark.parametrize("loss_cls", [losses.SoftmaxCrossEntropy, losses.MeanSquaredError])
+def test_integer_targets_keep_the_model_dtype(backend, rng, loss_cls):
+    """Integer one-hot (cross-entropy) or integer (squared error) targets: loss and gradients stay float32."""
+    model = xpnet.Sequential([L.Affine(4, 3), L.Tanh(), L.Affine(3, 3)], loss=loss_cls())
+    x = rng.standard_normal((5, 4))
+    t = np.eye(3, dtype=np.int64)[[0, 1, 2, 1, 0]]
+    f32 = backend.xp.float32
+    assert model.loss(x, t).dtype == f32
+    assert all(g.dtype == f32 for g in model.gradient(x, t).values())
+    loss = loss_cls()
+    e = loss.forward(xpnet.asarray(rng.standard_normal((5, 3))), xpnet.asarray(t))
+    assert e.dtype == f32 and loss.backward().dtype == f32
+    # the values are those of float targets
+    ref = loss_cls()
+    np.testing.assert_allclose(float(ref.forward(xpnet.asarray(host(model.predict(x))), xpnet.asarray(t.astype(np.float32)))),
+                               float(model.loss(x, t)), rtol=1e-6)
+
+
+# -- 2. cross-entropy subtracts per row ---------------------------------------------------------------
+
+
+def test_cross_entropy_of_large_logits_is_accurate_in_float32(backend, rng):
+    """Logits near +1000: the float32 loss is within a few epsilon of the exact loss of the same numbers."""
+    a32 = (1000.0 + rng.standard_normal((256, 10))).astype(np.float32)
+    t = rng.integers(0, 10, 256)
+    a = a32.astype(np.float64)
+    m = a.max(axis=1)
+    exact = np.mean(m + np.log(np.exp(a - m[:, None]).sum(axis=1)) - a[np.arange(256), t])
+    loss = losses.SoftmaxCrossEntropy()
+    e = loss.forward(xpnet.asarray(a32), xpnet.asarray(t))
+    assert e.dtype == backend.xp.float32
+    assert abs(float(e) - exact) <= 4 * F32_EPS * exact, (float(e), exact)
+
+
+# -- 3. TanhExp finite in every float dtype ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_tanhexp_forward_and_backward_are_finite_for_every_finite_input(backend, dtype):
+    dt = _float_dtype_or_skip(backend, dtype)
+    big = float(np.finfo(dtype).max)
+    xs = np.array([-big, -1e4, -20.0, -3.0, 0.0, 1.0, 3.0, 10.0, 11.0, 11.5, 12.0, 20.0, 88.0, 100.0, 1e4, big])
+    layer = L.TanhExp()
+    x = xpnet.asarray(xs, dtype=dt)
+    y = layer.forward(x)
+    dx = layer.backward(xpnet.asarray(np.ones(len(xs)), dtype=dt))
+    assert y.dtype == dt and dx.dtype == dt
+    y, dx = host(y).astype(np.float64), host(dx).astype(np.float64)
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx)), (y, dx)
+    xr = host(x).astype(np.float64)  # the inputs as the dtype holds them
+    with np.errstate(over="ignore"):
+        e = np.exp(np.minimum(xr, 30.0))
+        t = np.tanh(e)
+        ref_dx = t + np.where(xr > 30, 0.0, xr * e * (1 - t * t))
+    tol = float(np.finfo(dtype).eps) * 8
+    np.testing.assert_allclose(y, xr * t, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
+
+
+# -- 4. Adam never divides 0 by 0 -------------------------------------------------------------------
+
+
+def _adam_zero_gradient_step(backend, dtype, eps):
+    model = xpnet.Sequential([L.Affine(3, 2)])
+    for layer in model.layers:
+        for name in layer.param_names:
+            setattr(layer, name, backend.xp.astype(getattr(layer, name), dtype))
+    opt = Adam(lr=0.1, eps=eps)
+    before = {k: host(v).copy() for k, v in model.params.items()}
+    zero = {k: v * 0.0 for k, v in model.params.items()}
+    for _ in range(3):
+        opt.update(model.params, zero)
+    return before, {k: host(v) for k, v in model.params.items()}
+
+
+@pytest.mark.parametrize("dtype, eps", [("float16", 1e-7), ("float32", 1e-44)])
+def test_adam_with_a_tiny_eps_and_a_zero_gradient_is_not_nan(backend, dtype, eps):
+    """ε·√(1-β₂ᵗ) underflowed to 0 in the parameter dtype: a zero gradient gave 0/0 = NaN."""
+    dt = _float_dtype_or_skip(backend, dtype)
+    before, after = _adam_zero_gradient_step(backend, dt, eps)
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k])  # zero gradient, zero step
+
+
+@pytest.mark.parametrize("dtype, eps", [("float16", 1e-8), ("float32", 1e-46), ("float64", 0.0)])
+def test_adam_refuses_an_eps_that_vanishes_in_the_dtype(backend, dtype, eps):
+    dt = _float_dtype_or_skip(backend, dtype)
+    with pytest.raises(ValueError, match=r"eps="):
+        _adam_zero_gradient_step(backend, dt, eps)
