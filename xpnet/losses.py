@@ -50,6 +50,16 @@ class Loss:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
 
 
+def labels_in_range(xp: Any, t: Any, c: int) -> Any:
+    """Boolean array: which labels lie in ``[0, C-1]`` — compared only where the labels' dtype can hold
+    the bound (int8 labels and 300 classes: ``t < 300`` would wrap); ``None`` when every value is valid."""
+    info = xp.iinfo(t.dtype)
+    ok = t >= 0 if info.min < 0 else None
+    if info.max >= c:
+        ok = t < c if ok is None else ok & (t < c)
+    return ok
+
+
 def check_labels(backend: Backend, t: Any, c: int) -> None:
     """``ValueError`` unless every label lies in ``[0, C-1]`` (one read of min and max)."""
     xp = backend.xp
@@ -83,8 +93,9 @@ class SoftmaxCrossEntropy(Loss):
         if not value:
             return None
         e = xp.sum(xp.log(s) - row_sums(self.backend, self.ones, self.t * z)) / n
-        if t.ndim == 1:  # an out-of-range label (one-hot row of zeros) makes E NaN, without a host read
-            e = xp.where(xp.all((t >= 0) & (t < c)), e, xp.nan)
+        ok = labels_in_range(xp, t, c) if t.ndim == 1 else None
+        if ok is not None:  # an out-of-range label (one-hot row of zeros) makes E NaN, without a host read
+            e = xp.where(xp.all(ok), e, xp.nan)
         return e
 
     def onehot(self, t: Any, c: int, dtype: Any) -> Any:

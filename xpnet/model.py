@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator
 
 from .backend import Backend, resolve_backend
 from .layers.base import Layer
-from .losses import Loss, SoftmaxCrossEntropy
+from .losses import Loss, SoftmaxCrossEntropy, labels_in_range
 
 
 class Sequential:
@@ -231,7 +231,9 @@ class Sequential:
         if t.ndim == 1 and xp.isdtype(t.dtype, "integral"):
             out = self.shapes[-1][1] or tuple(self.forward(x[:1, ...], train=False).shape[1:])
             c = out[-1]
-            bad = xp.sum(xp.astype((t < 0) | (t >= c), xp.int64))
+            ok = labels_in_range(xp, t, c)
+            if ok is not None:
+                bad = xp.sum(xp.astype(~ok, xp.int64))
         correct, out_of_range = (int(v) for v in self.backend.to_host(xp.stack([xp.astype(hits, xp.int64), bad])))
         if out_of_range:
             raise ValueError(f"accuracy: {out_of_range} labels outside [0, {c - 1}] for {c} classes")
