@@ -2,7 +2,8 @@
 
 ``train(case)`` is also called in the test process (one process, no MPI) for the reference.
 Modes: ``train`` (every case in CASES, each rank saves its parameters and history to OUT_DIR/rank<r>.npz),
-``fail-on-rank-1`` (rank 1 raises in its first epoch; the run must stop, not hang).
+``fail-on-rank-1`` (rank 1 raises in its first epoch; the run must stop, not hang), ``stop-on-rank-1`` (a
+callback on rank 1 stops training after epoch 2: every rank stops), ``mismatch`` (rank 1 has one sample less).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def main(mode: str, out: str) -> None:
             params, metrics = train(case, comm)
             saved.update({f"{case}/{k}": v for k, v in params.items()})
             saved[f"{case}/metrics"] = np.asarray(metrics)
+        saved["local"] = np.asarray([comm.local_rank, comm.local_size])  # one host: local rank = rank
         np.savez(f"{out}/rank{comm.rank}.npz", **saved)
         print(json.dumps({"rank": comm.rank, "cases": sorted({k.split("/")[0] for k in saved})}), flush=True)
     elif mode == "fail-on-rank-1":
@@ -80,6 +82,15 @@ def main(mode: str, out: str) -> None:
         xpnet.Trainer(model, xpnet.optimizers.SGD(lr=0.1), epochs=50, batch_size=10, verbose=False,
                       callbacks=[fail], comm=comm).fit(x, t)
         print("rank 0 finished without noticing", flush=True)
+    elif mode in ("stop-on-rank-1", "mismatch"):
+        x, t = data()
+        if mode == "mismatch" and comm.rank == 1:
+            x, t = x[:-1], t[:-1]  # another copy of the data set on this host
+        model = xpnet.Sequential([L.Affine(12, 3)])
+        history = xpnet.Trainer(model, xpnet.optimizers.SGD(lr=0.1), epochs=50, batch_size=10, verbose=False,
+                                callbacks=[lambda trainer, record: trainer.comm.rank == 1 and record["epoch"] == 2],
+                                comm=comm).fit(x, t)
+        print(json.dumps({"rank": comm.rank, "epochs": len(history)}), flush=True)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

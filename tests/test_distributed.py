@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import os
 import pathlib
 import shutil
@@ -101,7 +102,8 @@ def test_two_processes_train_the_same_parameters_as_one(tmp_path, no_launcher):
     run = mpiexec(str(HERE / "mpi_script.py"), "train", str(tmp_path))
     assert run.returncode == 0, run.stderr
     ranks = [np.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
-    cases = {k.split("/")[0] for k in ranks[0]}
+    assert [list(r["local"]) for r in ranks] == [[0, 2], [1, 2]]  # ranks on this one host
+    cases = {k.split("/")[0] for k in ranks[0] if k != "local"}
     assert {"numpy-b25", "numpy-b36-decay", "strict-b36", "numpy-batchnorm"} <= cases  # torch where installed
     for case in sorted(cases):
         backend, *_rest, batchnorm = mpi_script.CASES[case]
@@ -126,6 +128,21 @@ def test_an_error_on_one_rank_stops_every_rank(tmp_path, no_launcher):
     assert "deliberate failure on rank 1" in run.stderr
     assert "uncaught exception on rank 1" in run.stderr and "stopping all 2 ranks" in run.stderr
     assert "finished without noticing" not in run.stdout
+
+
+@needs_mpi
+def test_a_stop_on_one_rank_stops_every_rank(tmp_path, no_launcher):
+    run = mpiexec(str(HERE / "mpi_script.py"), "stop-on-rank-1", str(tmp_path), timeout=120)
+    assert run.returncode == 0, run.stderr
+    runs = sorted((r["rank"], r["epochs"]) for r in map(json.loads, run.stdout.splitlines()))
+    assert runs == [(0, 2), (1, 2)]  # rank 0's callback never asked to stop
+
+
+@needs_mpi
+def test_ranks_with_different_data_stop_with_a_clear_error(tmp_path, no_launcher):
+    run = mpiexec(str(HERE / "mpi_script.py"), "mismatch", str(tmp_path), timeout=120)
+    assert run.returncode != 0
+    assert "the 2 ranks disagree on samples" in run.stderr and "stopping all 2 ranks" in run.stderr
 
 
 @needs_mpi

@@ -1,7 +1,7 @@
 """xpnet: the backprop of *Deep Learning from Scratch*, written once against the array API standard,
 running unchanged on NumPy, CuPy, PyTorch and array-api-strict."""
 
-from . import datasets, distributed, layers, losses, models, optimizers
+from . import checkpoint, datasets, distributed, layers, losses, models, optimizers
 from .backends import (
     Backend,
     BackendUnavailableError,
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backend", "BackendUnavailableError", "History", "Sequential", "Trainer", "datasets", "distributed", "load", "load_checkpoint",
-    "models", "optimizers", "save", "asarray", "available_backends", "get_backend",
+    "checkpoint", "models", "optimizers", "save", "asarray", "available_backends", "get_backend",
     "get_default_dtype", "gradient_check", "layers", "losses", "numerical_gradient", "seed", "set_backend",
     "set_default_dtype", "to_numpy", "use_backend",
 ]

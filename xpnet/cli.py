@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
+import json
+import pathlib
+import re
+import shlex
+import signal
 import sys
 import time
 from typing import Any, Sequence
@@ -11,8 +17,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import backend as B
+from . import checkpoint as ckpt
 from . import distributed
 from .datasets import DATASETS
+from .experiments import compare_seeds, format_seed_table, plot_bands, save_runs
 from .history import plot_histories
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS
@@ -51,6 +59,10 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     p.add_argument("--data-path", default=None, help="folder holding the IDX files (mnist, fashion-mnist)")
     p.add_argument("--plot", default=None, help="write loss/accuracy curves to this PNG")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
+    p.add_argument("--checkpoint", default=None, metavar="DIR" if many else "PATH",
+                   help="a folder of run checkpoints, one per row: a rerun skips finished rows and resumes the "
+                   "others" if many else "write a run checkpoint here after every epoch (resume with --resume)")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="K", help="checkpoint every K-th epoch (default 1)")
 
 
 CONVERT = {"hswish_n": float, "lr": float, "momentum": float, "batch_size": int, "epochs": int, "seed": int,
@@ -88,11 +100,19 @@ def _init(value: str) -> str | float:
         return value
 
 
-def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None, comm=None):
+def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None, comm=None,
+               checkpoint: Any = None, checkpoint_every: int | None = None, resume: Any = None):
     """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history).
 
-    ``comm``: train data-parallel on this communicator (:func:`xpnet.distributed.init`)."""
+    ``comm``: train data-parallel on this communicator (:func:`xpnet.distributed.init`).
+    ``checkpoint``: write a run checkpoint (holding ``cfg``) there; ``resume``: continue the run saved
+    in that file instead (its model and optimizer; ``cfg`` gives the epochs and backend)."""
     (x, t), (xt, tt) = data
+    if resume is not None:
+        trainer = _resumed_trainer(cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm)
+        history = trainer.fit(x, t, xt, tt)
+        history.config.update(cfg)
+        return trainer.model, trainer.optimizer, history
     backend = B.resolve_backend(cfg["backend"], device)
     B.set_default_dtype(cfg["dtype"])
     with B.use_backend(backend):
@@ -108,7 +128,8 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
         kwargs["momentum"] = cfg["momentum"]
     optimizer = OPTIMIZERS[name](**kwargs)
     trainer = Trainer(model, optimizer, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      verbose=verbose, out=out, comm=comm)
+                      verbose=verbose, out=out, comm=comm, checkpoint=checkpoint, checkpoint_every=checkpoint_every or 1)
+    trainer.run_info = {"cli": cfg}
     history = trainer.fit(x, t, xt, tt)
     history.config.update({k: v for k, v in cfg.items()})
     return model, optimizer, history
@@ -133,16 +154,23 @@ def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequen
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     comm = distributed.init() if args.distributed else None
-    cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
-    data = _load_data(args.dataset, args.data_path, images=args.model != "mlp")
+    if args.resume:
+        cfg = _resumed_config(args, argv)
+    else:
+        cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
+        _refuse_existing(args.checkpoint)
+    cfg["data_path"] = args.data_path if args.data_path is not None else cfg.get("data_path")
+    data = _load_data(cfg["dataset"], cfg["data_path"], images=cfg["model"] != "mlp")
     start = time.perf_counter()
-    model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet, comm=comm)
+    model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet, comm=comm,
+                                           checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                                           resume=args.resume)
     wall = time.perf_counter() - start
     if comm is not None and not comm.is_root:
         return 0  # rank 0 prints the table, saves and plots
-    print(format_table([(cfg, history.summary())], ["model" if args.model != "mlp" else "activation"]))
+    print(format_table([(cfg, history.summary())], ["model" if cfg["model"] != "mlp" else "activation"]))
     print(f"wall time {wall:.1f} s (training and per-epoch evaluation: {history.total_seconds:.1f} s)")
     if args.save:
         model.save(args.save, optimizer=optimizer)
@@ -161,24 +189,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
         given = getattr(args, key)
         values = [v for item in given for v in (item.split(",") if key != "hidden" else [item])] if given else [default]
         grid[key] = [CONVERT[key](v) if key in CONVERT and v is not None else v for v in values]
+    seeds = compare_seeds(grid.pop("seed"), args.seeds)
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
     rows, histories, datasets = [], {}, {}
     for combo in itertools.product(*grid.values()):
-        cfg = dict(zip(grid, combo), batchnorm=args.batchnorm)
+        cfg = dict(zip(grid, combo), batchnorm=args.batchnorm, seed=seeds[0])
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
-        print(f"== {label}", flush=True)
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
             datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
-        _, _, history = run_config(cfg, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet)
-        rows.append((cfg, history.summary()))
-        histories[label] = history
-    print(format_table(rows, varied))
-    if args.plot:
-        plot_histories(histories, args.plot)
+        runs = []
+        for s in seeds:
+            print(f"== {label}" + (f", seed={s}" if len(seeds) > 1 else ""), flush=True)
+            run = {**cfg, "seed": s}
+            row = _row_checkpoint(args.checkpoint, run) if args.checkpoint else None  # resumed when it exists
+            runs.append(run_config(run, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet,
+                                   checkpoint=row, checkpoint_every=args.checkpoint_every,
+                                   resume=row if row is not None and row.exists() else None)[2])
+        rows.append((cfg, runs))
+        histories[label] = runs
+    if len(seeds) == 1:
+        print(format_table([(cfg, runs[0].summary()) for cfg, runs in rows], varied))
+    else:
+        print(format_seed_table(rows, varied))
+    if args.plot and len(seeds) > 1:
+        plot_bands(histories, args.plot)
+    elif args.plot:
+        plot_histories({k: v[0] for k, v in histories.items()}, args.plot)
     if args.history:
-        with open(args.history, "w") as f:
-            f.write("[" + ",\n".join(h.to_json() for h in histories.values()) + "]\n")
+        save_runs(args.history, [h for runs in histories.values() for h in runs])
     return 0
 
 
@@ -189,6 +228,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", default=None, help="write per-epoch records to this .json or .csv")
     p.add_argument("--distributed", action="store_true", help="data-parallel over the processes of "
                    "`mpiexec -n P xpnet train --distributed ...` (--batch-size is the global batch; docs/distributed.md)")
+    p.add_argument("--resume", default=None, metavar="PATH", help="continue the run checkpointed in PATH, with its "
+                   "options (--epochs, --backend, --device, output and logging options may change)")
     return p
 
 
@@ -203,14 +244,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {name:8s} {text}")
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
+    undo = ckpt.raise_on_sigterm()
     try:
         if command == "train":
-            return cmd_train(_train_parser().parse_args(rest))
+            return cmd_train(_train_parser().parse_args(rest), rest)
         if command == "compare":
             p = argparse.ArgumentParser(prog="xpnet compare", description="Run every combination of the given "
                                         "values and print one table (lists: --activation relu,swish --lr 0.1 0.5).")
             _add_training_options(p, many=True)
-            p.add_argument("--history", default=None, help="write all runs' records to this .json")
+            p.add_argument("--history", default=None, help="write all runs' records to this .json "
+                           "(read back with xpnet.experiments.load_runs)")
+            p.add_argument("--seeds", type=int, default=None, metavar="N", help="run each configuration with "
+                           "seeds S..S+N-1 (S = --seed) and print mean ± sd (min–max) per column")
             return cmd_compare(p.parse_args(rest))
         from .bench import main as bench_main
 
@@ -219,6 +264,88 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
         distributed.stop_all()  # under MPI: the other ranks must not wait for this one
         return 1
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: one line, no traceback
+        return _interrupted(command, rest, e)
+    finally:
+        undo()
+
+
+# -- run checkpoints: --checkpoint, --resume, interrupts (xpnet/checkpoint.py) -----------------------
+RESUME_MAY_CHANGE = ("epochs", "backend", "device", "data_path", "plot", "quiet", "save", "history", "checkpoint",
+                     "checkpoint_every", "resume", "distributed")
+"""``train --resume`` options that leave the run's model, data and optimizer alone."""
+
+
+def _resumed_config(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
+    """The checkpointed run's options, with the changes ``--resume`` allows (others refused, one line)."""
+    saved = ckpt.info(args.resume).get("info", {}).get("cli")
+    if not isinstance(saved, dict):
+        raise ValueError(f"{args.resume}: holds no xpnet train options (written by Trainer(checkpoint=...)?); "
+                         f"continue it in Python with Trainer.from_checkpoint")
+    parser = _train_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    for key, value in given.items():
+        if key not in RESUME_MAY_CHANGE and value != saved.get(key, False):
+            raise ValueError(
+                f"--{key.replace('_', '-')} {value} differs from the run's {saved.get(key)} in {args.resume}: a resumed "
+                f"run keeps its model, data and optimizer (only --epochs, --backend, --device, output and logging may change)"
+            )
+    return {**saved, **{k: given[k] for k in ("epochs", "backend") if k in given}}
+
+
+def _refuse_existing(path: str | None) -> None:
+    """A new run does not overwrite a checkpoint: that is what --resume is for."""
+    if path is not None and pathlib.Path(path).exists():
+        raise ValueError(f"--checkpoint {path} already exists: continue that run with `xpnet train --resume {path}`, "
+                         f"or remove the file to start over")
+
+
+def _resumed_trainer(cfg: dict[str, Any], path: Any, device: Any, verbose: bool, out: Any, checkpoint: Any,
+                     every: int | None, comm: Any) -> Trainer:
+    options = {"checkpoint_every": every} if every is not None else {}
+    options.update({"comm": comm} if comm is not None else {})
+    trainer = Trainer.from_checkpoint(path, epochs=cfg["epochs"], verbose=verbose, out=out, backend=cfg["backend"],
+                                      device=device, checkpoint=checkpoint if checkpoint is not None else True, **options)
+    trainer.run_info = {**trainer.run_info, "cli": cfg}
+    return trainer
+
+
+def _row_checkpoint(folder: str, cfg: dict[str, Any]) -> pathlib.Path:
+    """``compare``'s checkpoint of one row: named by its settings, so a rerun finds it."""
+    key = json.dumps(cfg, sort_keys=True)
+    label = "_".join(f"{k}-{cfg[k]}" for k in ("model", "activation", "optimizer", "lr"))
+    path = pathlib.Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return path / f"{re.sub(r'[^A-Za-z0-9.,_-]', '', label)}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.ckpt"
+
+
+def _interrupted(command: str, rest: Sequence[str], e: KeyboardInterrupt) -> int:
+    """One line for Ctrl-C/SIGTERM: what was saved and the command that resumes; exit status 128 + signal."""
+    signum = getattr(e, "signum", signal.SIGINT)
+    what = signal.Signals(signum).name + (f" at epoch {e.epoch}" if getattr(e, "epoch", 0) else "")
+    what += f", step {e.step}" if getattr(e, "step", 0) else ""
+    path = getattr(e, "path", None)
+    if path is not None:
+        what += f"; checkpoint saved to {path}"
+    else:  # stopped outside a checkpointing fit: the newest checkpoint on disk, if any, is intact
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument("--checkpoint")
+        p.add_argument("--resume")
+        known, _ = p.parse_known_args(rest)
+        path = next((f for f in (known.checkpoint, known.resume) if f and pathlib.Path(f).exists()), None)
+        if path is not None:
+            what += f"; the last checkpoint {'folder ' if command == 'compare' else ''}{path} is intact"
+    if path is None:
+        hint = f"nothing was saved (run with --checkpoint {'DIR' if command == 'compare' else 'PATH'} to be able to resume)"
+    elif command == "train":
+        hint = f"resume with: xpnet train --resume {shlex.quote(str(path))}"
+    else:
+        hint = f"resume with: xpnet {command} {shlex.join(rest)}"
+    if getattr(e, "root", True):  # under MPI rank 0 speaks for all
+        print(f"xpnet {command}: interrupted ({what}); {hint}", file=sys.stderr, flush=True)
+    return 128 + int(signum)
 
 
 if __name__ == "__main__":

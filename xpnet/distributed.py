@@ -52,6 +52,9 @@ class Communicator:
 
     rank: int = 0
     size: int = 1
+    local_rank: int = 0
+    """Rank among the processes on this host (pick this rank's GPU with it)."""
+    local_size: int = 1
 
     # -- transport ---------------------------------------------------------------------------
     def allreduce(self, buf: Any, backend: Backend) -> Any:
@@ -74,6 +77,25 @@ class Communicator:
     def is_root(self) -> bool:
         """True on rank 0: the rank that prints, plots and saves."""
         return self.rank == 0
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any (a stop decision all ranks must share)."""
+        if self.size == 1:
+            return bool(flag)
+        return self.sum_values(bool(flag))[0] > 0
+
+    def check_equal(self, **values: int) -> None:
+        """Raise ``ValueError`` on every rank when the ranks disagree on any of these integers (sample count,
+        parameter count, ...): they would otherwise run different numbers of collectives and wait forever."""
+        if self.size == 1 or not values:
+            return
+        sums = self.sum_values(*values.values(), *(float(v) ** 2 for v in values.values()))
+        k = len(values)
+        differ = [name for i, name in enumerate(values) if sums[i] ** 2 != self.size * sums[k + i]]  # Σv² = P·mean²
+        if differ:
+            raise ValueError(f"the {self.size} ranks disagree on {', '.join(differ)} (rank {self.rank}: "
+                             f"{', '.join(f'{n}={values[n]}' for n in differ)}): every rank must load the same "
+                             f"data and build the same model with the same settings")
 
     # -- data parallelism ----------------------------------------------------------------------
     def share(self, start: int, stop: int) -> tuple[int, int]:
@@ -152,6 +174,9 @@ class MPICommunicator(Communicator):
         self.MPI = MPI
         self.comm = mpi_comm if mpi_comm is not None else MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        host = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)  # the ranks sharing this host's memory
+        self.local_rank, self.local_size = host.Get_rank(), host.Get_size()
+        host.Free()
         self.device_buffers = bool(device_buffers)
         if abort_on_error and self.size > 1:
             _install_except_hook(self)

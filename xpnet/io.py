@@ -37,8 +37,12 @@ def _make_loss(cfg: dict[str, Any]) -> losses.Loss:
     return losses.LOSSES[cfg["class"]]()
 
 
-def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optimizer | None = None) -> None:
-    """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically."""
+def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optimizer | None = None,
+         run: dict[str, Any] | None = None) -> None:
+    """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically.
+
+    ``run``: a training run's state (JSON-able) stored beside the model: a run checkpoint, see
+    :mod:`xpnet.checkpoint`; :func:`load` reads the model out of such a file too."""
     path = pathlib.Path(path)
     meta: dict[str, Any] = {
         "format": FORMAT,
@@ -55,6 +59,8 @@ def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optim
         meta["optimizer"] = {"class": type(optimizer).__name__, "config": optimizer.config(), "t": state["t"]}
         for key, slots in state["state"].items():
             arrays.update({f"opt/{key}/{slot}": to_numpy(a) for slot, a in slots.items()})
+    if run is not None:
+        meta["run"] = run
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

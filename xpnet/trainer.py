@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any, Callable, TextIO
 
 import numpy as np
 
+from . import checkpoint as ckpt
 from .distributed import Communicator, SingleCommunicator
 from .history import History
 from .model import Sequential
@@ -39,6 +41,10 @@ class Trainer:
         comm: data-parallel training (:func:`xpnet.distributed.init`): ``batch_size`` is the global batch,
             each rank takes its share of it and one allreduce per step averages the gradients; only rank 0
             prints. Default: one process.
+        checkpoint: write a run checkpoint (model, optimizer, history, RNG states) to this file,
+            atomically, every ``checkpoint_every`` epochs and at the end (under MPI rank 0 writes); while
+            it trains, SIGINT and SIGTERM finish the step, save and raise
+            :class:`xpnet.checkpoint.Interrupted`. Continue a run with :meth:`from_checkpoint` (or :meth:`restore`).
     """
 
     def __init__(
@@ -55,9 +61,15 @@ class Trainer:
         callbacks: tuple[Callback, ...] | list[Callback] = (),
         out: TextIO | None = None,
         comm: Communicator | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
-        if epochs < 1 or batch_size < 1 or eval_batch_size < 1:
-            raise ValueError("epochs, batch_size and eval_batch_size must be >= 1")
+        if epochs < 1 or batch_size < 1 or eval_batch_size < 1 or checkpoint_every < 1:
+            raise ValueError("epochs, batch_size, eval_batch_size and checkpoint_every must be >= 1")
+        self.checkpoint, self.checkpoint_every = ckpt.check_path(checkpoint), int(checkpoint_every)
+        self.run_info: dict[str, Any] = {}  # JSON-able facts kept in each checkpoint (the CLI's options)
+        self._resume: dict[str, Any] | None = None
+        self.signal_received: int | None = None
         self.model, self.optimizer = model, optimizer
         self.epochs, self.batch_size, self.seed = int(epochs), int(batch_size), seed
         self.comm = comm if comm is not None else SingleCommunicator()
@@ -68,15 +80,37 @@ class Trainer:
         self.patience, self.callbacks = patience, list(callbacks)
         self.history = History()
 
+    # -- run checkpoints (xpnet/checkpoint.py) ----------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, epochs: int | None = None, *, verbose: bool = True,
+                        checkpoint: str | os.PathLike | bool = True, backend: Any = None, device: Any = None,
+                        **options: Any) -> Trainer:
+        """The trainer, model and optimizer of a run checkpoint; ``fit(x, t, x_test, t_test)`` with the
+        run's data continues it to ``epochs`` (default: the run's own count), bitwise as if never stopped.
+
+        ``checkpoint``: keep writing to ``path`` (``True``), to a new file, or not at all (``False``).
+        ``backend``/``device``: where to resume (default: the run's backend). ``options``: other
+        ``Trainer`` options that leave the trajectory alone (``progress``, ``out``, ``callbacks``, ...).
+        """
+        return ckpt.from_checkpoint(cls, path, epochs, checkpoint, backend, device, verbose=verbose, **options)
+
+    def restore(self, path: str | os.PathLike) -> Trainer:
+        """Load a run checkpoint of this model and optimizer; the next ``fit`` continues that run.
+        A checkpoint of another architecture, optimizer, batch size or seed is refused."""
+        ckpt.restore(self, path)
+        return self
+
     # -- one pass ---------------------------------------------------------------------------
-    def train_epoch(self, x: Any, t: Any, order: np.ndarray) -> None:
-        """One epoch of steps over device data in the given host order (no host syncs)."""
+    def train_epoch(self, x: Any, t: Any, order: np.ndarray, first: int = 0) -> int:
+        """One epoch of steps over device data in the given host order (no host syncs), from step
+        ``first``; returns the steps done: fewer when a signal asked to stop (see ``checkpoint``)."""
         model, opt, xp, b = self.model, self.optimizer, self.model.backend.xp, self.batch_size
         index = model.backend.from_host(order)
         params = model.params
         n = x.shape[0]
-        steps = range(0, n, b)
+        steps = range(first * b, n, b)
         bar = _Bar(len(steps), self.out) if self.progress else None
+        done = first
         for i in steps:
             stop = min(i + b, n)  # in-bounds stop: the standard leaves out-of-bounds unspecified
             lo, hi = self.comm.share(i, stop)  # this rank's part of the global batch (all of it alone)
@@ -87,8 +121,12 @@ class Trainer:
             opt.update(params, self.comm.allreduce_grad(grads, params, model.backend, (hi - lo) / (stop - i)))
             if bar:
                 bar.tick()
+            done += 1
+            if ckpt.stop_requested(self):  # a signal: finish this step, then stop (fit saves the run)
+                break
         if bar:
             bar.close()
+        return done
 
     def evaluate(self, x: Any, t: Any) -> tuple[float, float]:
         """(mean loss, accuracy) of checked device data in evaluation mode, read once (under MPI each rank
@@ -105,20 +143,27 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------
     def fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None) -> History:
         """Train for ``epochs`` and return the :class:`History` (also kept as ``self.history``)."""
+        with ckpt.stop_after_step(self):
+            return self._fit(x_train, t_train, x_test, t_test)
+
+    def _fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None) -> History:
         model = self.model
         x, t = model.check_data(x_train, t_train, values=True)  # moved and checked once, never in the step
         test = model.check_data(x_test, t_test, values=True) if x_test is not None else None
-        rng = np.random.default_rng(self.seed)
         self.history = History(config={"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
                                        "optimizer": repr(self.optimizer), "backend": str(model.backend)})
         self.stop = False
         if self.verbose:
             print(model.summary(), file=self.out)
-        best, since_best = math.inf, 0
+        run = ckpt.Run(self, (x, t), test)  # fresh, or where restore() left off (RNGs, history, position)
+        best, since_best = run.best, run.since_best
+        self.comm.check_equal(samples=x.shape[0], parameters=model.n_params(), batch_size=self.batch_size,
+                              epochs=self.epochs, test_samples=test[0].shape[0] if test is not None else 0)
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
-        for epoch in range(1, self.epochs + 1):
-            start = time.perf_counter()
-            self.train_epoch(x, t, rng.permutation(x.shape[0]))
+        for epoch in range(run.epoch + 1, run.last + 1):
+            start = time.perf_counter() - run.elapsed
+            steps = self.train_epoch(x, t, run.order(x.shape[0]), run.step)
+            run.steps_done(epoch, steps, -(-x.shape[0] // self.batch_size), start)
             self.comm.bcast_data(model.buffers, model.backend)  # BatchNorm statistics: rank 0's, as DDP
             train_loss, train_acc = self.evaluate(x, t)
             test_loss, test_acc = self.evaluate(*test) if test is not None else (None, None)
@@ -139,11 +184,12 @@ class Trainer:
                 best, since_best = watched, 0
             else:
                 since_best += 1
-            if self.patience is not None and since_best >= self.patience:
-                if self.verbose:
-                    print(f"early stop: no improvement for {self.patience} epochs", file=self.out)
-                break
-            if any(cb(self, record) is True for cb in self.callbacks) or self.stop:
+            early = self.patience is not None and since_best >= self.patience
+            if early and self.verbose:
+                print(f"early stop: no improvement for {self.patience} epochs", file=self.out)
+            stop = self.comm.any(early or any(cb(self, record) is True for cb in self.callbacks) or self.stop)
+            run.end_epoch(epoch, best, since_best, done=stop or epoch == self.epochs)
+            if stop:
                 break
         return self.history
 

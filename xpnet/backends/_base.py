@@ -197,6 +197,16 @@ class Backend:
         """Uniform [0, 1) samples on the device (drawn on the host RNG for host-side libraries)."""
         return self.from_host(_state.state["rng"].random(shape, dtype=np.float32), dtype=dtype)
 
+    def rng_state(self) -> dict[str, Any]:
+        """Every random state this backend draws from, as host data (for run checkpoints): the host
+        Generator's state, plus what the library keeps (torch's generator bytes; CuPy's cuRAND state
+        cannot be read)."""
+        return {"host": _state.state["rng"].bit_generator.state}
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`rng_state` (a state of another library is ignored)."""
+        _state.state["rng"].bit_generator.state = state["host"]
+
     def synchronize(self) -> None:
         """Wait for the device to finish queued work (no-op where work is not queued)."""
 

@@ -89,6 +89,21 @@ class TorchBackend(Backend):
     def uniform(self, shape: tuple[int, ...], dtype: Any) -> Any:
         return self._lib.rand(shape, dtype=dtype, device=self.device)
 
+    def rng_state(self) -> dict[str, Any]:
+        state = super().rng_state()
+        lib = self._lib
+        state["torch"] = (lib.cuda.get_rng_state(self.device) if self.is_gpu else lib.get_rng_state()).numpy()
+        return state
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        super().set_rng_state(state)
+        if "torch" in state:
+            saved = self._lib.from_numpy(np.array(state["torch"], dtype=np.uint8))
+            if self.is_gpu:
+                self._lib.cuda.set_rng_state(saved, self.device)
+            else:
+                self._lib.set_rng_state(saved)
+
     def synchronize(self) -> None:
         if self.is_gpu:
             self._lib.cuda.synchronize(self.device)

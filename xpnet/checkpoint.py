@@ -1,0 +1,389 @@
+"""Run checkpoints: a training run that survives a crash, a kill or Ctrl-C, and resumes exactly.
+
+A run checkpoint is a model file (:func:`xpnet.save`: architecture, weights, buffers, optimizer state)
+plus the run's state under ``meta["run"]``: the epoch (and the step inside it, when a signal stopped
+the run mid-epoch), the trainer's options, the history so far, the early-stopping counters, the
+data-order RNG state, every backend RNG state (host NumPy Generator; torch's generator) and a
+fingerprint of the data. ``xpnet.load`` reads the model out of it like any model file.
+
+Resuming restores all of it, so the continued run draws the same batches and the same dropout masks:
+the final parameters and history are bitwise those of the uninterrupted run (NumPy, array-api-strict,
+torch on CPU; on CuPy the dropout stream restarts, as cuRAND's state cannot be read back).
+
+While :meth:`xpnet.Trainer.fit` runs with a checkpoint, SIGINT and SIGTERM finish the current step,
+write the checkpoint and raise :class:`Interrupted` (a ``KeyboardInterrupt``); a second signal stops
+at once, leaving the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+import os
+import pathlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import io
+from .backend import resolve_backend, to_numpy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trainer import Trainer
+
+RUN_VERSION = 1
+OPTIONS = ("epochs", "batch_size", "seed", "eval_batch_size", "patience", "checkpoint_every")
+"""The trainer's options stored with a run (``from_checkpoint`` rebuilds the trainer from them)."""
+FIXED = ("batch_size", "seed")
+"""Options a resumed run cannot change (they decide the data order)."""
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by a signal after finishing a step.
+
+    Attributes:
+        signum: the signal (``signal.SIGINT``, ``signal.SIGTERM``).
+        path: the checkpoint written, or ``None`` when nothing was saved.
+        epoch, step: the epoch in progress and the steps done in it.
+        exit_code: ``128 + signum`` (130 for SIGINT, 143 for SIGTERM), the shell's convention.
+    """
+
+    def __init__(self, signum: int, path: str | os.PathLike | None = None, epoch: int = 0, step: int = 0,
+                 root: bool = True) -> None:
+        self.signum, self.path, self.epoch, self.step, self.root = int(signum), path, epoch, step, root
+        where = f" at epoch {epoch}" + (f", step {step}" if step else "") if epoch else ""
+        saved = f"checkpoint saved to {path}" if path is not None else "nothing was saved"
+        super().__init__(f"{signal.Signals(self.signum).name}{where}: {saved}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+# -- signals -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _handlers(handler: Callable[[int, Any], None]) -> Iterator[bool]:
+    """Install ``handler`` for SIGINT and SIGTERM, restore the previous ones on exit (main thread only:
+    elsewhere Python cannot install handlers, and this yields ``False``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    try:
+        yield True
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def stop_after_step(trainer: Trainer) -> Iterator[None]:
+    """While training with a checkpoint: a signal sets ``trainer.signal_received``, the loop finishes
+    its step, saves and raises :class:`Interrupted`; a second signal raises it at once (nothing saved)."""
+    trainer.signal_received = None
+    if trainer.checkpoint is None:
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer.signal_received is not None:
+            raise Interrupted(signum)
+        trainer.signal_received = signum
+
+    with _handlers(handler):
+        yield
+
+
+def stop_requested(trainer: Trainer) -> bool:
+    """Has a signal asked the run to stop? Under MPI (with a checkpoint) the ranks agree, so that all stop
+    after the same step: one tiny allreduce per call."""
+    comm = getattr(trainer, "comm", None)
+    if comm is None or comm.size == 1 or trainer.checkpoint is None:
+        return trainer.signal_received is not None
+    mine = trainer.signal_received
+    count, total = comm.sum_values(mine is not None, mine or 0)
+    if count and mine is None:
+        trainer.signal_received = round(total / count)  # the signal another rank received
+    return count > 0
+
+
+def raise_on_sigterm() -> Callable[[], None]:
+    """SIGTERM raises :class:`Interrupted` as SIGINT raises ``KeyboardInterrupt`` (the CLI ends both
+    without a traceback; training with a checkpoint overrides it while it runs). Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+# -- reading -----------------------------------------------------------------------------------
+def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a run checkpoint; a plain model file is refused with a clear error."""
+    path = pathlib.Path(path)
+    meta, arrays = io._read(path)
+    run = meta.get("run")
+    if not isinstance(run, dict):
+        raise ValueError(
+            f"{path}: a model file without a training run's state (written by model.save); "
+            f"run checkpoints are written by Trainer(..., checkpoint=PATH) or `xpnet train --checkpoint PATH`"
+        )
+    if run.get("version") != RUN_VERSION:
+        raise ValueError(f"{path}: run state version {run.get('version')} (this xpnet reads {RUN_VERSION})")
+    return meta, arrays
+
+
+def info(path: str | os.PathLike) -> dict[str, Any]:
+    """The run's state in a checkpoint (epoch, step, done, options, history records, ``info``)."""
+    return read(path)[0]["run"]
+
+
+def _layers(model: Any) -> list[dict[str, Any]]:
+    return [{"class": type(layer).__name__, "config": layer.config()} for layer in model.layers]
+
+
+def _check_architecture(path: pathlib.Path, meta: dict[str, Any], trainer: Trainer) -> None:
+    """Refuse a checkpoint of another model, loss, optimizer or dtype than the trainer's."""
+    model, opt = trainer.model, trainer.optimizer
+    saved, mine = meta["layers"], _layers(model)
+    if saved != mine:
+        where = next((i for i, (a, b) in enumerate(zip(saved, mine)) if a != b), min(len(saved), len(mine)))
+
+        def describe(specs: list[dict[str, Any]]) -> str:
+            return f"{specs[where]['class']}{specs[where]['config']}" if where < len(specs) else "none"
+
+        raise ValueError(
+            f"{path}: the checkpoint holds another architecture ({len(saved)} layers; layer {where} is "
+            f"{describe(saved)}, this model's {describe(mine)})"
+        )
+    if meta["loss"] != io._loss_config(model.loss_layer):
+        raise ValueError(f"{path}: the checkpoint's loss {meta['loss']} is not this model's {io._loss_config(model.loss_layer)}")
+    saved_opt = meta.get("optimizer") or {}
+    if saved_opt.get("class") != type(opt).__name__ or saved_opt.get("config") != opt.config():
+        raise ValueError(
+            f"{path}: the checkpoint's optimizer {saved_opt.get('class')}({saved_opt.get('config')}) is not "
+            f"this trainer's {opt!r}; an exact resume continues the same optimizer"
+        )
+
+
+def restore(trainer: Trainer, path: str | os.PathLike) -> None:
+    """Load a run checkpoint into ``trainer`` (its model, optimizer and next ``fit``), after checking
+    that it holds the same architecture, optimizer and data-order options."""
+    path = pathlib.Path(path)
+    meta, arrays = read(path)
+    run = meta["run"]
+    _check_architecture(path, meta, trainer)
+    for name in FIXED:
+        if run["trainer"][name] != getattr(trainer, name):
+            raise ValueError(
+                f"{path}: {name}={getattr(trainer, name)!r} differs from the run's {run['trainer'][name]!r} "
+                f"(it decides the data order; resume with the run's value)"
+            )
+    trained = run["epoch"] + (1 if run["step"] else 0)  # a run stopped mid-epoch has begun the next one
+    if trained > trainer.epochs:
+        raise ValueError(f"{path}: epochs={trainer.epochs}, but the run has already reached epoch {trained}")
+    model, opt = io.load_checkpoint(path, backend=trainer.model.backend)
+    mine = trainer.model
+    for key, value in [*model.params.items(), *model.buffers.items()]:
+        current = {**mine.params, **mine.buffers}[key]
+        if value.dtype != current.dtype:
+            raise ValueError(f"{path}: {key!r} is {value.dtype} in the checkpoint, {current.dtype} in this model")
+        i, name = key.split(".", 1)
+        setattr(mine.layers[int(i)], name, value)
+    trainer.optimizer.load_state_dict(opt.state_dict(), mine.params)
+    trainer._resume = {**run, "path": str(path)}
+
+
+def from_checkpoint(cls: type[Trainer], path: str | os.PathLike, epochs: int | None = None,
+                    checkpoint: str | os.PathLike | bool = True, backend: Any = None, device: Any = None,
+                    **options: Any) -> Trainer:
+    """See :meth:`xpnet.Trainer.from_checkpoint`."""
+    path = pathlib.Path(path)
+    meta, _ = read(path)
+    run = meta["run"]
+    for name in FIXED:
+        if name in options:
+            raise ValueError(f"{name} comes from the checkpoint ({run['trainer'][name]!r}); a resumed run cannot change it")
+    model, opt = io.load_checkpoint(path, backend=backend if backend is not None else run["backend"], device=device)
+    kwargs = {**run["trainer"], **options, "epochs": run["trainer"]["epochs"] if epochs is None else epochs}
+    kwargs["checkpoint"] = path if checkpoint is True else (checkpoint or None)
+    trainer = cls(model, opt, **kwargs)
+    trainer.run_info = dict(run.get("info", {}))
+    trainer.restore(path)
+    return trainer
+
+
+# -- the run -------------------------------------------------------------------------------------
+def _fingerprint(model: Any, data: tuple[Any, Any], test: tuple[Any, Any] | None) -> dict[str, Any]:
+    """Shapes and position-weighted float64 sums of the data (a reordered or edited copy differs)."""
+    xp = model.backend.xp
+
+    def weighted(a: Any) -> float:
+        a = a if xp.isdtype(a.dtype, "real floating") else xp.astype(a, xp.float64)  # labels: small
+        rows = xp.sum(xp.reshape(a, (a.shape[0], -1)), axis=1, dtype=xp.float64)
+        return float(xp.sum(rows * model.backend.from_host(np.linspace(1.0, 2.0, a.shape[0]))))
+
+    def one(pair: tuple[Any, Any] | None) -> dict[str, Any] | None:
+        if pair is None:
+            return None
+        x, t = pair
+        return {"x": list(x.shape), "t": list(t.shape), "sums": [weighted(x), weighted(t)]}
+
+    return {"train": one(data), "test": one(test)}
+
+
+def _check_data(path: str, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    for split in ("train", "test"):
+        a, b = saved.get(split), now[split]
+        if (a is None) != (b is None):
+            raise ValueError(f"{path}: the run was trained {'with' if a else 'without'} test data; resume it the same way")
+        if a is None:
+            continue
+        if a["x"] != b["x"] or a["t"] != b["t"]:
+            raise ValueError(
+                f"{path}: the run's {split} data had x of shape {tuple(a['x'])} and t {tuple(a['t'])}, "
+                f"got {tuple(b['x'])} and {tuple(b['t'])}; resume with the run's data"
+            )
+        if not all(math.isclose(u, v, rel_tol=1e-6, abs_tol=1e-9) for u, v in zip(a["sums"], b["sums"])):
+            raise ValueError(f"{path}: the {split} data differ from the run's (same shapes, other values or order)")
+
+
+class Run:
+    """The bookkeeping of one ``fit``: position, data-order RNG, early-stopping counters, checkpoints.
+
+    A fresh run starts at epoch 1 with the order RNG seeded by ``trainer.seed``; after
+    :meth:`xpnet.Trainer.restore` it starts where the checkpoint left off, RNGs and history restored.
+    """
+
+    def __init__(self, trainer: Trainer, data: tuple[Any, Any], test: tuple[Any, Any] | None) -> None:
+        self.trainer = trainer
+        self.order_rng = np.random.default_rng(trainer.seed)
+        self.epoch, self.step, self.elapsed = 0, 0, 0.0  # epochs done; steps and seconds into the next
+        self.best, self.since_best = math.inf, 0
+        self.last = trainer.epochs
+        self._order_state: dict[str, Any] | None = None
+        saved, trainer._resume = trainer._resume, None
+        self.data = _fingerprint(trainer.model, data, test) if saved or trainer.checkpoint is not None else None
+        if saved:
+            self._resume(saved)
+
+    def _resume(self, saved: dict[str, Any]) -> None:
+        trainer = self.trainer
+        _check_data(saved["path"], saved["data"], self.data)
+        self.epoch, self.step, self.elapsed = saved["epoch"], saved["step"], saved["elapsed"]
+        self.best = math.inf if saved["best"] is None else saved["best"]
+        self.since_best = saved["since_best"]
+        if saved["done"] and trainer.epochs <= saved["trainer"]["epochs"]:
+            self.last = self.epoch  # finished or stopped early: nothing left to train
+        self.order_rng.bit_generator.state = saved["order_rng"]
+        ranks = saved["rng"]  # one state per rank: rank r continues its own dropout stream
+        trainer.model.backend.set_rng_state(_decode(ranks[_rank(trainer) % len(ranks)]))
+        trainer.history.records = list(saved["history"]["records"])
+        trainer.history.config = {**saved["history"]["config"], "epochs": trainer.epochs}
+        if trainer.verbose:
+            at = f" and {self.step} steps of epoch {self.epoch + 1}" if self.step else ""
+            print(f"resumed from {saved['path']} after epoch {self.epoch}{at}; training to epoch {self.last}",
+                  file=trainer.out)
+
+    def order(self, n: int) -> np.ndarray:
+        """This epoch's sample order (the state before it is kept for a mid-epoch checkpoint)."""
+        self._order_state = self.order_rng.bit_generator.state
+        return self.order_rng.permutation(n)
+
+    def steps_done(self, epoch: int, steps: int, total: int, start: float) -> None:
+        """After the epoch's steps: when a signal stopped them early, save where they stopped and raise."""
+        signum = self.trainer.signal_received  # agreed by every rank (train_epoch stopped on stop_requested)
+        if signum is not None and steps < total:
+            self.save(epoch - 1, steps, time.perf_counter() - start, done=False, order_state=self._order_state)
+            self._raise(signum, epoch, steps)
+
+    def end_epoch(self, epoch: int, best: float, since_best: int, done: bool) -> None:
+        """Write the checkpoint every ``checkpoint_every`` epochs (and at the end); honour a signal."""
+        self.epoch, self.step, self.elapsed, self.best, self.since_best = epoch, 0, 0.0, best, since_best
+        trainer = self.trainer
+        signalled = stop_requested(trainer)
+        if trainer.checkpoint is not None and (done or signalled or epoch % trainer.checkpoint_every == 0):
+            self.save(epoch, 0, 0.0, done)
+        if signalled and not done:
+            self._raise(trainer.signal_received, epoch, 0)
+
+    def _raise(self, signum: int, epoch: int, step: int) -> None:
+        comm = getattr(self.trainer, "comm", None)
+        if comm is not None and comm.size > 1:
+            comm.sum_values(0)  # a barrier: no rank exits (and ends the job) before rank 0 has written
+        raise Interrupted(signum, self.trainer.checkpoint, epoch, step, root=_rank(self.trainer) == 0)
+
+    def save(self, epoch: int, step: int, elapsed: float, done: bool, order_state: dict[str, Any] | None = None) -> None:
+        """Write the run's state atomically. Under MPI every rank calls it (the ranks' RNG states are
+        gathered) and rank 0 writes: the rest of the state is the same on every rank."""
+        trainer = self.trainer
+        if trainer.checkpoint is None:
+            return
+        ranks = _gather(trainer, _encode(trainer.model.backend.rng_state()))
+        if _rank(trainer) != 0:
+            return
+        state = {
+            "version": RUN_VERSION, "epoch": epoch, "step": step, "elapsed": elapsed, "done": done,
+            "trainer": {name: getattr(trainer, name) for name in OPTIONS},
+            "history": {"records": trainer.history.records, "config": trainer.history.config},
+            "best": None if math.isinf(self.best) else self.best, "since_best": self.since_best,
+            "order_rng": order_state if order_state is not None else self.order_rng.bit_generator.state,
+            "rng": ranks, "backend": trainer.model.backend.name, "data": self.data, "info": trainer.run_info,
+        }
+        path = pathlib.Path(trainer.checkpoint)
+        io.save(trainer.model, path, trainer.optimizer, run=state)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while writing
+            stale.unlink(missing_ok=True)
+
+
+def _rank(trainer: Trainer) -> int:
+    return getattr(getattr(trainer, "comm", None), "rank", 0)
+
+
+def _encode(state: dict[str, Any]) -> dict[str, Any]:
+    """A backend's RNG state as JSON (generator bytes in base64)."""
+    return {k: {"uint8": base64.b64encode(v.tobytes()).decode()} if isinstance(v, np.ndarray) else v
+            for k, v in state.items()}
+
+
+def _decode(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: np.frombuffer(base64.b64decode(v["uint8"]), dtype=np.uint8) if isinstance(v, dict) and "uint8" in v
+            else v for k, v in state.items()}
+
+
+def _gather(trainer: Trainer, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every rank's ``state`` on every rank (MPI: two allreduces of host buffers; one process: ``[state]``)."""
+    comm = getattr(trainer, "comm", None)
+    if comm is None or comm.size == 1:
+        return [state]
+    host = resolve_backend("numpy")
+    mine = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    sizes = np.zeros(comm.size)
+    sizes[comm.rank] = mine.size
+    sizes = to_numpy(comm.allreduce(sizes, host)).astype(int)
+    rows = np.zeros((comm.size, int(sizes.max())))
+    rows[comm.rank, : mine.size] = mine  # bytes as float64: sums of one non-zero row are exact
+    rows = to_numpy(comm.allreduce(rows.reshape(-1), host)).reshape(comm.size, -1)
+    return [json.loads(rows[r, : sizes[r]].astype(np.uint8).tobytes()) for r in range(comm.size)]
+
+
+def check_path(path: str | os.PathLike | None) -> pathlib.Path | None:
+    """A checkpoint path whose folder exists (checked up front, not after the first epoch)."""
+    if path is None:
+        return None
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint: {path} is a folder; give a file path such as {path / 'run.ckpt'}")
+    if not path.parent.is_dir():
+        raise ValueError(f"checkpoint: the folder {path.parent} does not exist")
+    return path
