@@ -72,10 +72,22 @@ def test_gpu_check_script_dry_run(tmp_path):
     script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
     run = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for name in ("env.txt", "summary.txt", "tests.xml", "train_mlp.json", "train_cnn.json", "benchmarks.json",
-                 "bench_numpy.json"):
+    for name in ("env.txt", "command.txt", "summary.txt", "tests.xml", "train_mlp.json", "train_cnn.json",
+                 "benchmarks.json", "bench_numpy.json", "figures.md"):
         assert (tmp_path / name).exists(), name
     assert "all steps passed" in (tmp_path / "summary.txt").read_text()
+    figures = (tmp_path / "figures.md").read_text()
+    assert "bench_numpy.json" in figures and "| numpy |" in figures and "train_mlp.json" in figures
+    tests = (tmp_path / "tests.log").read_text()
+    assert "passed" in tests and "failed" not in tests  # the step tests ran on the emulated devices
+
+
+def test_gpu_check_script_refuses_unknown_options(tmp_path):
+    import pathlib
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    run = subprocess.run(["bash", str(script), "--frobnicate", str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 2 and "unknown option --frobnicate" in run.stderr
 
 
 def test_bench_json_to_stdout(capsys):
