@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from xptest import host
 
 import xpnet
 from xpnet import layers as L
 from xpnet import losses
 from xpnet.optimizers import Adam
-from xptest import host
 
 F32_EPS = float(np.finfo(np.float32).eps)
 
@@ -111,3 +111,70 @@ def test_adam_refuses_an_eps_that_vanishes_in_the_dtype(backend, dtype, eps):
     dt = _float_dtype_or_skip(backend, dtype)
     with pytest.raises(ValueError, match=r"eps="):
         _adam_zero_gradient_step(backend, dt, eps)
+
+
+# -- 5. bfloat16 (torch) saved and loaded exactly -------------------------------------------------
+
+
+@pytest.fixture
+def bf16_model(rng):
+    pytest.importorskip("torch", reason="bfloat16 models exist on the torch backend only")
+    with xpnet.use_backend("torch"):
+        xpnet.set_default_dtype("bfloat16")
+        model = xpnet.Sequential([L.Affine(4, 6), L.BatchNorm(6), L.ReLU(), L.Affine(6, 3)])
+        opt = Adam(0.01)
+        x, t = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+        opt.update(model.params, model.gradient(x, t))
+        xpnet.set_default_dtype("float32")
+    return model, opt, x
+
+
+def test_to_numpy_of_bfloat16_is_float32(bf16_model):
+    model, _, _ = bf16_model
+    w = model.params["0.W"]
+    a = xpnet.to_numpy(w)
+    assert a.dtype == np.float32
+    np.testing.assert_array_equal(a, w.float().numpy())
+    assert "bfloat16" in xpnet.to_numpy.__doc__
+
+
+def test_bfloat16_model_round_trips_exactly(bf16_model, tmp_path):
+    model, opt, x = bf16_model
+    model.save(tmp_path / "m.npz", optimizer=opt)
+    with xpnet.use_backend("torch"):
+        loaded, opt2 = xpnet.load_checkpoint(tmp_path / "m.npz")
+    for what, a, b in [("param", model.params, loaded.params), ("buffer", model.buffers, loaded.buffers)]:
+        for k in a:
+            assert b[k].dtype == a[k].dtype, (what, k)
+            assert bool((b[k] == a[k]).all()), (what, k)
+    for k, slots in opt.state.items():
+        for s, v in slots.items():
+            assert opt2.state[k][s].dtype == v.dtype and bool((opt2.state[k][s] == v).all())
+    assert bool((loaded.predict(x) == model.predict(x)).all())
+
+
+@pytest.mark.parametrize("name", ["numpy", "array_api_strict"])
+def test_bfloat16_file_loads_as_float32_where_there_is_no_bfloat16(bf16_model, tmp_path, name):
+    model, _, _ = bf16_model
+    model.save(tmp_path / "m.npz")
+    loaded = xpnet.load(tmp_path / "m.npz", backend=name)
+    for k, v in model.params.items():
+        assert loaded.params[k].dtype == loaded.backend.xp.float32
+        np.testing.assert_array_equal(host(loaded.params[k]), xpnet.to_numpy(v))
+
+
+def test_a_tampered_bfloat16_entry_is_a_value_error_naming_the_file(bf16_model, tmp_path):
+    import json
+
+    model, _, _ = bf16_model
+    path = tmp_path / "m.npz"
+    model.save(path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    assert meta["dtypes"]["param/0.W"] == "bfloat16" and arrays["param/0.W"].dtype == np.uint16
+    arrays["param/0.W"] = arrays["param/0.W"].astype(np.float32)  # no longer raw bits
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=r"m\.npz.*0\.W.*bfloat16"):
+        xpnet.load(path)

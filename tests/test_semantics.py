@@ -3,11 +3,11 @@ evaluation keeps nothing batch-sized and runs in batches, ``backward`` never use
 
 import numpy as np
 import pytest
+from xptest import host
 
 import xpnet
 from xpnet import layers as L
 from xpnet import losses
-from xptest import host
 
 
 def mlp():

@@ -276,6 +276,8 @@ class Run:
         self.data = _fingerprint(trainer.model, data, test) if saved or trainer.checkpoint is not None else None
         if saved:
             self._resume(saved)
+        elif trainer.checkpoint is not None:
+            self.save(0, 0, 0.0, done=False)  # from now on a checkpoint exists, whenever the run is stopped
 
     def _resume(self, saved: dict[str, Any]) -> None:
         trainer = self.trainer
@@ -292,8 +294,8 @@ class Run:
         trainer.history.config = {**saved["history"]["config"], "epochs": trainer.epochs}
         if trainer.verbose:
             at = f" and {self.step} steps of epoch {self.epoch + 1}" if self.step else ""
-            print(f"resumed from {saved['path']} after epoch {self.epoch}{at}; training to epoch {self.last}",
-                  file=trainer.out)
+            then = f"training to epoch {self.last}" if self.last > self.epoch else "the run is finished"
+            print(f"resumed from {saved['path']} after epoch {self.epoch}{at}; {then}", file=trainer.out)
 
     def order(self, n: int) -> np.ndarray:
         """This epoch's sample order (the state before it is kept for a mid-epoch checkpoint)."""

@@ -4,6 +4,10 @@ Files are written atomically (a temporary file in the same folder, fsync, ``os.r
 save leaves the previous file untouched and no temporary behind. Loading rebuilds the model on any
 backend (train on CuPy, load on NumPy) and refuses truncated, corrupt or mismatched files with a
 ``ValueError`` naming the file.
+
+bfloat16 arrays (torch), which NumPy cannot hold, are stored as their raw 16-bit patterns (uint16)
+and named in the metadata's ``"dtypes"``: saved and loaded bit for bit. Loaded on a backend without
+bfloat16 they become float32, which holds every bfloat16 value exactly.
 """
 
 from __future__ import annotations
@@ -52,15 +56,16 @@ def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optim
         "input_shape": list(model.input_shape) if model.input_shape else None,
         "input_grad": model.input_grad,
     }
-    arrays = {f"param/{k}": to_numpy(v) for k, v in model.params.items()}
-    arrays.update({f"buffer/{k}": to_numpy(v) for k, v in model.buffers.items()})
+    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    arrays.update({f"buffer/{k}": v for k, v in model.buffers.items()})
     if optimizer is not None:
         state = optimizer.state_dict()
         meta["optimizer"] = {"class": type(optimizer).__name__, "config": optimizer.config(), "t": state["t"]}
         for key, slots in state["state"].items():
-            arrays.update({f"opt/{key}/{slot}": to_numpy(a) for slot, a in slots.items()})
+            arrays.update({f"opt/{key}/{slot}": a for slot, a in slots.items()})
     if run is not None:
         meta["run"] = run
+    arrays = _to_host(arrays, meta)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -72,6 +77,45 @@ def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optim
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _to_host(arrays: dict[str, Any], meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Host copies; bfloat16 ones as raw bits (the upper half of their exact float32), named in
+    ``meta["dtypes"]``."""
+    out, dtypes = {}, {}
+    for name, a in arrays.items():
+        h = to_numpy(a)
+        if str(a.dtype).endswith("bfloat16"):
+            h, dtypes[name] = (np.asarray(h, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16), "bfloat16"
+        out[name] = h
+    if dtypes:
+        meta["dtypes"] = dtypes
+    return out
+
+
+def _from_bits(path: pathlib.Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    """Replace the raw-bit entries named in ``meta["dtypes"]`` by their exact float32 values in place;
+    returns ``{entry: dtype name}``."""
+    try:
+        dtypes = dict(meta.get("dtypes", {}))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: invalid dtype table: {e}") from e
+    for name, kind in dtypes.items():
+        a = arrays.get(name)
+        if kind != "bfloat16" or a is None or a.dtype != np.uint16:
+            raise ValueError(f"{path}: entry {name!r} is not stored as {kind!r} raw bits (uint16)")
+        arrays[name] = (a.astype(np.uint32) << 16).view(np.float32)
+    return dict(dtypes)
+
+
+def _on(backend: Backend, a: np.ndarray, kind: str | None) -> Any:
+    """A host array onto ``backend``, as bfloat16 where it was saved so and the backend has it."""
+    if kind is not None:
+        try:
+            return backend.from_host(a, dtype=backend.dtype(kind))
+        except TypeError:  # no bfloat16 here: float32 holds its values exactly
+            pass
+    return backend.from_host(a)
 
 
 def _read(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -93,7 +137,8 @@ def _read(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def _assign(path: pathlib.Path, what: str, current: dict[str, Any], saved: dict[str, np.ndarray], backend: Backend) -> dict[str, Any]:
+def _assign(path: pathlib.Path, what: str, current: dict[str, Any], saved: dict[str, np.ndarray], backend: Backend,
+            kinds: dict[str, str]) -> dict[str, Any]:
     """Saved host arrays for ``current``'s keys, checked (keys, shapes, finite) and moved."""
     if set(saved) != set(current):
         raise ValueError(
@@ -106,7 +151,7 @@ def _assign(path: pathlib.Path, what: str, current: dict[str, Any], saved: dict[
             raise ValueError(f"{path}: {what} {key!r} has shape {a.shape}, the architecture needs {tuple(current[key].shape)}")
         if a.dtype.kind != "f" or not np.all(np.isfinite(a)):
             raise ValueError(f"{path}: {what} {key!r} is not finite floating data (dtype {a.dtype})")
-        out[key] = backend.from_host(a)
+        out[key] = _on(backend, a, kinds.get(key))
     return out
 
 
@@ -115,12 +160,16 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
     path = pathlib.Path(path)
     meta, arrays = _read(path)
     target = resolve_backend(backend, device)
+    dtypes = _from_bits(path, meta, arrays)
     groups: dict[str, dict[str, np.ndarray]] = {"param": {}, "buffer": {}, "opt": {}}
+    kinds: dict[str, dict[str, str]] = {"param": {}, "buffer": {}, "opt": {}}
     for name, a in arrays.items():
         kind, _, key = name.partition("/")
         if kind not in groups:
             raise ValueError(f"{path}: unexpected entry {name!r}")
         groups[kind][key] = a
+        if name in dtypes:
+            kinds[kind][key] = dtypes[name]
     rng_state = host_rng().bit_generator.state  # building layers draws weights: keep the user's stream
     try:
         with use_backend(target):
@@ -139,7 +188,7 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
     finally:
         host_rng().bit_generator.state = rng_state
     for what, current, attr in (("parameter", model.params, "param"), ("buffer", model.buffers, "buffer")):
-        for key, value in _assign(path, what, current, groups[attr], target).items():
+        for key, value in _assign(path, what, current, groups[attr], target, kinds[attr]).items():
             i, name = key.split(".", 1)
             setattr(model.layers[int(i)], name, value)
     if opt is not None:
@@ -149,7 +198,7 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
             key, _, slot = name.rpartition("/")
             if key not in params or tuple(a.shape) != tuple(params[key].shape):
                 raise ValueError(f"{path}: optimizer state {name!r} does not match the model's parameters")
-            state.setdefault(key, {})[slot] = target.from_host(a)
+            state.setdefault(key, {})[slot] = _on(target, a, kinds["opt"].get(name))
         try:
             opt.load_state_dict({"t": meta["optimizer"]["t"], "state": state}, params)
         except ValueError as e:

@@ -81,6 +81,7 @@ class SoftmaxCrossEntropy(Loss):
     def __init__(self) -> None:
         super().__init__()
         self.ones = Ones(column=True)  # for the row sums Σ_c e^(a - max)
+        self._classes_for: tuple[int, Any] | None = None  # (C, label dtype) of the cached arange
 
     def forward(self, a: Any, t: Any, value: bool = True) -> Any:
         xp = self.xp

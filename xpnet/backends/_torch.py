@@ -79,7 +79,8 @@ class TorchBackend(Backend):
     def to_host(self, x: Any) -> np.ndarray:
         if x.device.type == "meta":
             raise RuntimeError("a torch tensor on the 'meta' device holds no data: there is nothing to copy to the host")
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()  # bfloat16 comes back as float32, which holds every bfloat16 value exactly
+        return (x.float() if x.dtype == self._lib.bfloat16 else x).numpy()
 
     def move_within(self, x: Any) -> Any:
         if x.device.type == "meta" and self.device.type != "meta":

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from ..backend import Backend, get_backend, host_rng
 
