@@ -30,6 +30,8 @@ class TorchBackend(Backend):
     def load(cls, device: Any = None) -> Backend:
         if isinstance(device, str) and not _FORM.fullmatch(device):
             raise cls.bad_device(device)
+        if device is not None and not isinstance(device, str) and type(device).__module__.split(".")[0] != "torch":
+            raise cls.bad_device(device)  # checked before the import: a bad form is a ValueError even without torch
         torch = cls.import_library()
         import array_api_compat.torch as xp
 
