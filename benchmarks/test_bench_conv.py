@@ -48,7 +48,7 @@ def _torch_conv(backend, requires_grad=False):
     """The PyTorch peer's input and weight, beside ``backend``, and a synchronising wrapper."""
     if backend.checker:
         pytest.skip("PyTorch CPU, the peer, is measured beside numpy and torch")
-    import torch
+    torch = pytest.importorskip("torch", reason="the PyTorch peer needs torch")
 
     layer, x = _conv(backend)
     device = torch_device(backend)
