@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": "train a model (default: the digits MLP, offline, seconds)",
                 "compare": "train several configurations and print one comparison table",
-                "bench": "time xpnet against PyTorch and the GEMM floor on each backend"}
+                "bench": "time xpnet against PyTorch and the GEMM bound (the matrix products alone) on each backend"}
     if not argv or argv[0] not in commands:
         print("usage: xpnet {train,compare,bench} [options]   (xpnet <command> --help)")
         for name, text in commands.items():

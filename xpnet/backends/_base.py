@@ -35,6 +35,7 @@ class Backend:
     install_hint: ClassVar[str] = ""
     device_forms: ClassVar[str] = ""  # the valid ``device=`` values, for error messages
     checker: ClassVar[bool] = False  # a conformance checker (slow), not a fast path
+    numpy_allocator: ClassVar[bool] = False  # arrays allocated by NumPy (visible to tracemalloc)
     low_precision: ClassVar[tuple[str, ...]] = ("float16",)  # floating dtypes below float32 it has
 
     def __init__(self, xp: Any, device: Any, lib: Any, array_type: type) -> None:

@@ -14,6 +14,7 @@ class NumpyBackend(Backend):
     module = "numpy"
     install_hint = "pip install numpy"
     device_forms = "'cpu' (or None)"
+    numpy_allocator = True
 
     @classmethod
     def load(cls, device: Any = None) -> Backend:

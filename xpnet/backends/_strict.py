@@ -22,6 +22,7 @@ class StrictBackend(Backend):
     install_hint = 'pip install "xpnet[test]"  (or: pip install array-api-strict)'
     device_forms = ", ".join(repr(d) for d in DEVICES) + " (or None, or an array_api_strict.Device)"
     checker = True
+    numpy_allocator = True  # strict wraps NumPy arrays
     low_precision = ()  # the standard defines float32/float64 only
 
     @classmethod
