@@ -9,7 +9,7 @@
 #   1. the full test suite, cupy and torch-CUDA included (tests.log, tests.xml)
 #   2. xpnet train --backend cupy on MNIST: the MLP of the articles and SimpleConvNet (train_*.log/json)
 #   3. the pytest-benchmark suite for cupy and torch-CUDA (benchmarks.log/json)
-#   4. xpnet bench: xpnet vs PyTorch vs GEMM floor, CuPy and torch-CUDA in one run each (bench_*.json)
+#   4. xpnet bench: xpnet vs PyTorch vs the GEMM bound, CuPy and torch-CUDA in one run each (bench_*.json)
 # MNIST_DIR defaults to $XPNET_DATA/mnist, then ../shared/data/mnist beside the repository.
 set -uo pipefail
 dry=0

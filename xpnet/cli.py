@@ -18,7 +18,7 @@ import numpy as np
 
 from . import backend as B
 from . import checkpoint as ckpt
-from . import distributed
+from . import controls, distributed
 from .datasets import DATASETS
 from .experiments import compare_seeds, format_seed_table, plot_bands, save_runs
 from .history import plot_histories
@@ -27,6 +27,9 @@ from .optimizers import OPTIMIZERS
 from .trainer import Trainer
 
 TABLE_COLUMNS = ("train", "test", "best", "TS95", "TS97", "TS98", "time")
+OPTIONAL_COLUMNS = ("val_epoch", "test@val", "wall", "ratio")
+"""Shown when a row has them: the test accuracy at the lowest validation loss; wall time and its
+ratio to the fastest run (``compare --gradient numerical,backprop``)."""
 
 
 def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
@@ -52,8 +55,18 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     opt("--flooding", float, None, "flood level b (off by default)")
     opt("--weight-decay", float, 0.0, "L2 weight decay λ")
     opt("--dropout", float, 0.0, "dropout probability after each hidden activation")
-    opt("--dtype", str, "float32", "float32 | float64")
+    opt("--dtype", str, "float32", "float32 | float64 (float64 with --gradient numerical unless given)")
     opt("--init", str, "auto", "he | xavier | <std> | auto (xavier for sigmoid/tanh, else he)")
+    opt("--gradient", str, "backprop", "backprop | numerical (central differences, 2 forwards per parameter: slow)")
+    opt("--schedule", str, None, "learning rate per epoch: constant | step[:SIZE[:GAMMA]] | exponential[:GAMMA] | "
+        "cosine[:MIN_LR]")
+    opt("--warmup", int, 0, "epochs of linear learning-rate warm-up before the schedule")
+    opt("--clip-norm", float, None, "clip the gradients to this global norm each step")
+    opt("--validation-split", float, None, "hold out this stratified fraction of the training data for validation")
+    p.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a lower "
+                   "validation loss (needs --validation-split)")
+    p.add_argument("--restore-best", action="store_true", help="end with the weights of the lowest validation "
+                   "loss (needs --validation-split)")
     p.add_argument("--batchnorm", action="store_true", help="BatchNorm after each hidden Affine")
     p.add_argument("--device", default=None, help="device of the backend (cupy: GPU index; torch: 'cuda:0')")
     p.add_argument("--data-path", default=None, help="folder holding the IDX files (mnist, fashion-mnist)")
@@ -66,8 +79,10 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
 
 
 CONVERT = {"hswish_n": float, "lr": float, "momentum": float, "batch_size": int, "epochs": int, "seed": int,
-           "flooding": float, "weight_decay": float, "dropout": float}
-SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer", "dtype", "init")
+           "flooding": float, "weight_decay": float, "dropout": float, "warmup": int, "clip_norm": float,
+           "validation_split": float}
+SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer", "dtype", "init", "gradient",
+            "schedule")
 """The options that describe one run (``compare`` takes a list for each)."""
 
 
@@ -108,9 +123,11 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
     ``checkpoint``: write a run checkpoint (holding ``cfg``) there; ``resume``: continue the run saved
     in that file instead (its model and optimizer; ``cfg`` gives the epochs and backend)."""
     (x, t), (xt, tt) = data
+    trainer_options, fit_options = controls.cli_options(cfg)
     if resume is not None:
-        trainer = _resumed_trainer(cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm)
-        history = trainer.fit(x, t, xt, tt)
+        trainer = _resumed_trainer(cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm,
+                                   trainer_options)
+        history = trainer.fit(x, t, xt, tt, **fit_options)
         history.config.update(cfg)
         return trainer.model, trainer.optimizer, history
     backend = B.resolve_backend(cfg["backend"], device)
@@ -128,27 +145,32 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
         kwargs["momentum"] = cfg["momentum"]
     optimizer = OPTIMIZERS[name](**kwargs)
     trainer = Trainer(model, optimizer, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      verbose=verbose, out=out, comm=comm, checkpoint=checkpoint, checkpoint_every=checkpoint_every or 1)
+                      verbose=verbose, out=out, comm=comm, checkpoint=checkpoint, checkpoint_every=checkpoint_every or 1,
+                      **trainer_options)
     trainer.run_info = {"cli": cfg}
-    history = trainer.fit(x, t, xt, tt)
+    history = trainer.fit(x, t, xt, tt, **fit_options)
     history.config.update({k: v for k, v in cfg.items()})
     return model, optimizer, history
 
 
 def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequence[str]) -> str:
-    """The articles' result table: the varied settings, then train/test/best %, TS95/97/98, time."""
-    header = [*keys, *TABLE_COLUMNS]
+    """The articles' result table: the varied settings, then train/test/best %, TS95/97/98, time
+    (and :data:`OPTIONAL_COLUMNS` where a row has them)."""
+    columns = [*TABLE_COLUMNS, *(c for c in OPTIONAL_COLUMNS if any(c in summary for _, summary in rows))]
+    header = [*keys, *columns]
 
     def cell(v: Any, col: str) -> str:
         if v is None:
             return "–"
-        if col in ("train", "test", "best"):
+        if col in ("train", "test", "best", "test@val"):
             return f"{v:.2f}"
-        if col == "time":
-            return f"{v:.1f} s"
+        if col in ("time", "wall"):
+            return f"{v:.1f} s" if col == "time" else f"{v:.3g} s"
+        if col == "ratio":
+            return f"{v:.0f}×" if v >= 10 else f"{v:.2f}×"
         return str(v)
 
-    body = [[str(cfg[k]) for k in keys] + [cell(summary[c], c) for c in TABLE_COLUMNS] for cfg, summary in rows]
+    body = [[str(cfg[k]) for k in keys] + [cell(summary.get(c), c) for c in columns] for cfg, summary in rows]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
@@ -159,7 +181,9 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     if args.resume:
         cfg = _resumed_config(args, argv)
     else:
-        cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
+        cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm", "patience", "restore_best")}
+        controls.cli_options(cfg)  # options checked before the data is loaded
+        cfg["dtype"] = controls.default_dtype(cfg, given=any(a.split("=")[0] == "--dtype" for a in argv))
         _refuse_existing(args.checkpoint)
     cfg["data_path"] = args.data_path if args.data_path is not None else cfg.get("data_path")
     data = _load_data(cfg["dataset"], cfg["data_path"], images=cfg["model"] != "mlp")
@@ -190,10 +214,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         values = [v for item in given for v in (item.split(",") if key != "hidden" else [item])] if given else [default]
         grid[key] = [CONVERT[key](v) if key in CONVERT and v is not None else v for v in values]
     seeds = compare_seeds(grid.pop("seed"), args.seeds)
+    if args.dtype is None and "numerical" in grid["gradient"]:
+        grid["dtype"] = ["float64"]  # one dtype for all runs, so that only the gradient differs
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
+    combos = [dict(zip(grid, combo), batchnorm=args.batchnorm, patience=args.patience,
+                   restore_best=args.restore_best, seed=seeds[0]) for combo in itertools.product(*grid.values())]
+    for cfg in combos:
+        controls.cli_options(cfg)  # every run's options checked before the first one trains
     rows, histories, datasets = [], {}, {}
-    for combo in itertools.product(*grid.values()):
-        cfg = dict(zip(grid, combo), batchnorm=args.batchnorm, seed=seeds[0])
+    for cfg in combos:
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
@@ -203,13 +232,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"== {label}" + (f", seed={s}" if len(seeds) > 1 else ""), flush=True)
             run = {**cfg, "seed": s}
             row = _row_checkpoint(args.checkpoint, run) if args.checkpoint else None  # resumed when it exists
+            start = time.perf_counter()
             runs.append(run_config(run, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet,
                                    checkpoint=row, checkpoint_every=args.checkpoint_every,
                                    resume=row if row is not None and row.exists() else None)[2])
+            runs[-1].config["wall_seconds"] = time.perf_counter() - start
         rows.append((cfg, runs))
         histories[label] = runs
     if len(seeds) == 1:
-        print(format_table([(cfg, runs[0].summary()) for cfg, runs in rows], varied))
+        print(format_table(controls.timed_rows(rows, "gradient" in varied), varied))
     else:
         print(format_seed_table(rows, varied))
     if args.plot and len(seeds) > 1:
@@ -237,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": "train a model (default: the digits MLP, offline, seconds)",
                 "compare": "train several configurations and print one comparison table",
-                "bench": "time xpnet against PyTorch and the GEMM floor on each backend"}
+                "bench": "time xpnet against PyTorch and the GEMM bound (the matrix products alone) on each backend"}
     if not argv or argv[0] not in commands:
         print("usage: xpnet {train,compare,bench} [options]   (xpnet <command> --help)")
         for name, text in commands.items():
@@ -260,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(rest)
+    except controls.OptionError as e:
+        print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        return 2
     except (B.BackendUnavailableError, FileNotFoundError, ValueError) as e:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
         distributed.stop_all()  # under MPI: the other ranks must not wait for this one
@@ -303,8 +337,9 @@ def _refuse_existing(path: str | None) -> None:
 
 
 def _resumed_trainer(cfg: dict[str, Any], path: Any, device: Any, verbose: bool, out: Any, checkpoint: Any,
-                     every: int | None, comm: Any) -> Trainer:
+                     every: int | None, comm: Any, controls: dict[str, Any] | None = None) -> Trainer:
     options = {"checkpoint_every": every} if every is not None else {}
+    options.update(controls or {})  # schedule, clipping, gradient mode, patience: as the run had them
     options.update({"comm": comm} if comm is not None else {})
     trainer = Trainer.from_checkpoint(path, epochs=cfg["epochs"], verbose=verbose, out=out, backend=cfg["backend"],
                                       device=device, checkpoint=checkpoint if checkpoint is not None else True, **options)
