@@ -200,6 +200,7 @@ class Trainer:
         if self.verbose:
             print(model.summary(), file=self.out)
         run = ckpt.Run(self, (x, t), test)  # fresh, or where restore() left off (RNGs, history, position)
+        run.keep(keeper)  # the best weights so far travel with the checkpoint
         best, since_best = run.best, run.since_best
         self.comm.check_equal(samples=x.shape[0], parameters=model.n_params(), batch_size=self.batch_size,
                               epochs=self.epochs, test_samples=test[0].shape[0] if test is not None else 0)
