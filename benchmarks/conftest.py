@@ -20,6 +20,22 @@ from xpnet.backend import BACKEND_NAMES, BackendUnavailableError
 
 
 
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record in the raw JSON what the figures depend on: the BLAS kernel and threads, the pinned-kernel
+    variables (none in a benchmark run), PyTorch's version and threads, and the command."""
+    import sys
+
+    import numpy
+
+    from xpnet.bench import blas_info
+
+    try:
+        import torch  # noqa: F401  (blas_info reports it once imported)
+    except ImportError:
+        pass
+    machine_info["xpnet"] = {"blas": blas_info(), "numpy": numpy.__version__, "command": " ".join(sys.argv)}
+
+
 @pytest.fixture(autouse=True)
 def _reset():
     xpnet.set_backend("numpy")

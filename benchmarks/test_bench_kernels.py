@@ -1,4 +1,4 @@
-"""Affine forward/backward vs its bare matmuls, each activation, SoftmaxCrossEntropy."""
+"""Affine forward/backward vs its bare matmuls (the GEMM bound), each activation, SoftmaxCrossEntropy."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_affine_forward(benchmark, backend, rng):
 
 
 @pytest.mark.benchmark(group="affine-forward")
-def test_matmul_forward_floor(benchmark, backend, rng):
+def test_matmul_forward_gemm_bound(benchmark, backend, rng):
     layer, x, _ = _affine(backend, rng)
     benchmark(synced(backend, lambda: x @ layer.W))
 
@@ -48,7 +48,7 @@ def test_affine_backward(benchmark, backend, rng):
 
 
 @pytest.mark.benchmark(group="affine-backward")
-def test_matmul_backward_floor(benchmark, backend, rng):
+def test_matmul_backward_gemm_bound(benchmark, backend, rng):
     layer, x, dout = _affine(backend, rng)
     xp = backend.xp
     benchmark(synced(backend, lambda: (xp.matrix_transpose(x) @ dout, dout @ xp.matrix_transpose(layer.W))))

@@ -62,10 +62,11 @@ def test_bench_runs_and_reports_ratios(capsys, tmp_path):
             "--json", str(tmp_path / "b.json")]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "xpnet/torch" in out and "xpnet/floor" in out and "backprop is" in out
+    assert "xpnet/torch" in out and "xpnet/gemm" in out and "backprop is" in out and "BLAS:" in out
     result = json.loads((tmp_path / "b.json").read_text())
     row = result["rows"][0]
-    assert row["backend"] == "numpy" and row["xpnet_ms"] > 0 and row["floor_ms"] > 0
+    assert row["backend"] == "numpy" and row["xpnet_ms"] > 0 and row["gemm_ms"] > 0
+    assert row["xpnet_ms"] <= row["xpnet_ms_median"] <= row["xpnet_ms_max"]
     assert result["numgrad_vs_backprop"]["ratio"] > 10
 
 
@@ -84,17 +85,29 @@ def test_gpu_check_script_dry_run(tmp_path):
     script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
     run = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for name in ("env.txt", "summary.txt", "tests.xml", "train_mlp.json", "train_cnn.json", "benchmarks.json",
-                 "bench_numpy.json"):
+    for name in ("env.txt", "command.txt", "summary.txt", "tests.xml", "train_mlp.json", "train_cnn.json",
+                 "benchmarks.json", "bench_numpy.json", "figures.md"):
         assert (tmp_path / name).exists(), name
     assert "all steps passed" in (tmp_path / "summary.txt").read_text()
+    figures = (tmp_path / "figures.md").read_text()
+    assert "bench_numpy.json" in figures and "| numpy |" in figures and "train_mlp.json" in figures
+    tests = (tmp_path / "tests.log").read_text()
+    assert "passed" in tests and "failed" not in tests  # the step tests ran on the emulated devices
+
+
+def test_gpu_check_script_refuses_unknown_options(tmp_path):
+    import pathlib
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    run = subprocess.run(["bash", str(script), "--frobnicate", str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 2 and "unknown option --frobnicate" in run.stderr
 
 
 def test_bench_json_to_stdout(capsys):
     assert main(["bench", "--backend", "numpy", "--network", "tiny", "--rounds", "1", "--min-time", "0.01",
                  "--no-numgrad", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["rows"][0]["network"] == "64-32-10" and "xpnet/floor" in result["rows"][0]
+    assert result["rows"][0]["network"] == "64-32-10" and "xpnet/gemm" in result["rows"][0]
 
 
 @pytest.mark.parametrize("argv, option", [

@@ -91,7 +91,7 @@ def test_accuracy_checks_labels_like_loss(rng):
     model = _model(rng)
     x = rng.standard_normal((4, 4))
     for t in (np.array([0, 1, 2, 3]), np.array([0, 1, -1, 2])):
-        with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+        with pytest.raises(ValueError, match=r"\[0, 2\]"):
             model.accuracy(x, t)
     with pytest.raises(ValueError, match="4 inputs but 3 targets"):
         model.accuracy(x, np.array([0, 1, 2]))

@@ -1,8 +1,8 @@
 """xpnet: the backprop of *Deep Learning from Scratch*, written once against the array API standard,
 running unchanged on NumPy, CuPy, PyTorch and array-api-strict."""
 
-from . import checkpoint, datasets, distributed, layers, losses, models, optimizers
-from .backend import (
+from . import checkpoint, datasets, distributed, layers, losses, models, optimizers, schedules
+from .backends import (
     Backend,
     BackendUnavailableError,
     asarray,
@@ -15,6 +15,7 @@ from .backend import (
     to_numpy,
     use_backend,
 )
+from .clipping import clip_by_global_norm, global_norm
 from .gradient import gradient_check, numerical_gradient
 from .history import History
 from .io import load, load_checkpoint, save
@@ -28,4 +29,5 @@ __all__ = [
     "checkpoint", "models", "optimizers", "save", "asarray", "available_backends", "get_backend",
     "get_default_dtype", "gradient_check", "layers", "losses", "numerical_gradient", "seed", "set_backend",
     "set_default_dtype", "to_numpy", "use_backend",
+    "schedules", "clip_by_global_norm", "global_norm",
 ]

@@ -1,55 +1,98 @@
-"""``xpnet bench``: xpnet's training step against PyTorch eager and the GEMM floor, per backend.
+"""``xpnet bench``: xpnet's training step against PyTorch eager and the matrix products alone, per backend.
 
 Three candidates per backend and network, timed in one run and interleaved (round-robin, with a
 pause between candidates so that BLAS threads still spinning from one do not slow the next):
 
-- ``xpnet``: one training step (forward, loss, backward, SGD update) of :func:`xpnet.models.mlp`;
-- ``torch``: the same step in PyTorch eager (``nn.Linear``, ``F.cross_entropy``, ``optim.SGD``) on
-  the same device — the peer;
-- ``floor``: only the matrix products the step needs (forward, dW, and dX of all but the first
-  layer), same shapes and dtype — the physical limit; everything above it is framework overhead.
+- ``xpnet``: one training step (forward, loss, backward, SGD update) of :func:`xpnet.models.mlp`,
+  :func:`~xpnet.models.simple_cnn` or :func:`~xpnet.models.deep_cnn`;
+- ``torch``: the same step in PyTorch eager (``nn.Linear``/``nn.Conv2d``, ``F.cross_entropy``,
+  ``optim.SGD``) on the same device — the peer;
+- ``gemm``: only the matrix products the step needs (forward, dW, and dX of all but the first
+  layer; a convolution's as its im2col products), same shapes and dtype — the **GEMM bound**: a
+  lower bound from the matrix products alone (not a physical limit: a direct convolution, as
+  PyTorch's oneDNN, need not form those products at all).
 
-On a GPU every timed call ends with a device synchronisation, so queued work is counted.
+Each case reports min / median / max over the rounds (per-call means) and warns when the spread
+says the machine was busy; ``--kernels`` adds the per-layer kernels (convolution, pooling, ReLU,
+forward and backward) beside PyTorch's. The peak memory of one training step is measured apart
+from the timing. On a GPU every timed call ends with a device synchronisation.
 This module also times the seed headline: one numerical gradient vs one backprop gradient.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import platform
 import statistics
+import sys
 import time
-from typing import Any, Callable
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from . import backend as B
-from .models import mlp
+from . import layers as L
+from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import SGD
 
-NETWORKS = {
+NETWORKS: dict[str, tuple[Any, int]] = {
     "small": ((784, 100, 50, 10), 100),
     "large": ((784, 2048, 2048, 10), 1024),
     "tiny": ((64, 32, 10), 32),  # a smoke test of the runner itself
+    "simplecnn": ("SimpleConvNet", 100),  # the book's CNNs on MNIST-shaped input (1, 28, 28)
+    "deepcnn": ("DeepConvNet", 100),
+    "tinycnn": ("TinyConvNet", 8),  # a smoke test: SimpleConvNet's layers on 1×8×8
 }
+CNN_SHAPE = {"SimpleConvNet": (1, 28, 28), "DeepConvNet": (1, 28, 28), "TinyConvNet": (1, 8, 8)}
+SPREAD_WARNING = 1.25  # max/min over rounds above this: the machine was busy, the medians are suspect
+PINNED_BLAS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def _data(sizes: tuple[int, ...], batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _is_cnn(sizes: Any) -> bool:
+    return isinstance(sizes, str)
+
+
+def network_label(sizes: Any) -> str:
+    return sizes if _is_cnn(sizes) else "-".join(map(str, sizes))
+
+
+def build_model(sizes: Any) -> Any:
+    """The xpnet model of a :data:`NETWORKS` entry (on the current backend)."""
+    if not _is_cnn(sizes):
+        return mlp(sizes)
+    if sizes == "SimpleConvNet":
+        return simple_cnn()
+    if sizes == "DeepConvNet":
+        return deep_cnn()
+    return simple_cnn((1, 8, 8), filters=4, kernel=3, hidden=8)
+
+
+def _data(sizes: Any, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return rng.random((batch, sizes[0]), dtype=np.float32), rng.integers(0, sizes[-1], batch)
+    shape = CNN_SHAPE[sizes] if _is_cnn(sizes) else (sizes[0],)
+    classes = 10 if _is_cnn(sizes) else sizes[-1]
+    return rng.random((batch, *shape), dtype=np.float32), rng.integers(0, classes, batch)
 
 
-def xpnet_step(backend: B.Backend, sizes: tuple[int, ...], batch: int, dtype: str = "float32") -> Callable[[], None]:
-    """A closure running one xpnet training step (synchronised on a GPU)."""
+def _model_on(backend: B.Backend, sizes: Any, dtype: str) -> Any:
     previous = B.get_default_dtype()
     B.set_default_dtype(dtype)
     try:
         with B.use_backend(backend):
             B.seed(0)
-            model = mlp(sizes)
+            return build_model(sizes)
     finally:
         B.set_default_dtype(previous)
+
+
+def xpnet_step(backend: B.Backend, sizes: Any, batch: int, dtype: str = "float32") -> Callable[[], None]:
+    """A closure running one xpnet training step (synchronised on a GPU)."""
+    model = _model_on(backend, sizes, dtype)
     x, t = model.check_data(*_data(sizes, batch))
     opt, params = SGD(0.01), model.params
 
@@ -58,40 +101,86 @@ def xpnet_step(backend: B.Backend, sizes: tuple[int, ...], batch: int, dtype: st
         opt.update(params, model.backward())
         backend.synchronize()
 
+    step.model = model  # type: ignore[attr-defined]  # for peak_memory: its layers' buffers
     return step
 
 
-def floor_step(backend: B.Backend, sizes: tuple[int, ...], batch: int, dtype: str = "float32") -> Callable[[], None]:
-    """Only the matrix products of a training step: X·W per layer, Xᵀ·dY per layer, dY·Wᵀ above the first."""
+def gemm_products(model: Any, batch: int) -> list[tuple[tuple[int, ...], tuple[int, ...], bool]]:
+    """The matrix products of one training step of ``model``: ``(a_shape, b_shape, b_transposed)`` each.
+
+    Affine ``(N, I)·(I, O)``: forward X·W, dW = Xᵀ·dY, dX = dY·Wᵀ (not for layer 0). Convolution in
+    its im2col form, batched over N: forward ``(F, CKK)·(N, CKK, P)``, dW ``(N, F, P)·(N, P, CKK)``,
+    dX ``(CKK, F)·(N, F, P)`` (not for layer 0).
+    """
+    prods = []
+    for i, (layer, (s_in, s_out)) in enumerate(zip(model.layers, model.shapes)):
+        if isinstance(layer, L.Affine):
+            n_in, n_out = layer.in_features, layer.out_features
+            prods += [((batch, n_in), (n_in, n_out), False), ((n_in, batch), (batch, n_out), False)]
+            if i:
+                prods.append(((batch, n_out), (n_in, n_out), True))
+        elif isinstance(layer, L.Convolution):
+            f, ckk, p = layer.out_channels, int(np.prod(layer.W.shape[1:])), int(np.prod(s_out[1:]))
+            prods += [((f, ckk), (batch, ckk, p), False), ((batch, f, p), (batch, ckk, p), True)]
+            if i:
+                prods.append(((ckk, f), (batch, f, p), False))
+    return prods
+
+
+def gemm_step(backend: B.Backend, sizes: Any, batch: int, dtype: str = "float32") -> Callable[[], None]:
+    """Only the matrix products of a training step (see :func:`gemm_products`): the GEMM bound."""
     xp = backend.xp
-    rng = np.random.default_rng(0)
-    ws = [backend.from_host(rng.standard_normal((a, b)).astype(dtype)) for a, b in zip(sizes[:-1], sizes[1:])]
-    x = backend.from_host(_data(sizes, batch)[0].astype(dtype))
+    dt = backend.dtype(dtype)
+
+    def operand(shape: tuple[int, ...]) -> Any:  # the values do not matter to a GEMM's time (no NaN, no denormals)
+        return xp.full(shape, 0.5, dtype=dt, device=backend.device)
+
+    prods = [(operand(a), operand(b), tr) for a, b, tr in gemm_products(_model_on(backend, sizes, dtype), batch)]
 
     def step() -> None:
-        hs = [x]
-        for w in ws:
-            hs.append(xp.matmul(hs[-1], w))
-        d = hs[-1]
-        for i in range(len(ws) - 1, -1, -1):
-            xp.matmul(xp.matrix_transpose(hs[i]), d)
-            if i:
-                d = xp.matmul(d, xp.matrix_transpose(ws[i]))
+        for a, b, tr in prods:
+            xp.matmul(a, xp.matrix_transpose(b) if tr else b)
         backend.synchronize()
 
     return step
 
 
-def torch_step(device: Any, sizes: tuple[int, ...], batch: int, dtype: str = "float32") -> Callable[[], None]:
+floor_step = gemm_step  # the name before the rename: a lower bound, not a floor
+
+
+def torch_model(sizes: Any) -> Any:
+    """The peer network in PyTorch (default init; timing only)."""
+    import torch
+
+    nn = torch.nn
+    if not _is_cnn(sizes):
+        layers: list[Any] = []
+        for a, b in zip(sizes[:-2], sizes[1:-1]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(sizes[-2], sizes[-1]))
+        return nn.Sequential(*layers)
+    if sizes == "DeepConvNet":
+        layers, c = [], 1
+        for i, (f, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):
+            layers += [nn.Conv2d(c, f, 3, padding=pad), nn.ReLU()]
+            c = f
+            if i % 2:
+                layers.append(nn.MaxPool2d(2, 2))
+        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5),
+                             nn.Linear(50, 10), nn.Dropout(0.5))
+    c, hw = CNN_SHAPE[sizes][0], CNN_SHAPE[sizes][1]
+    f, k, hidden = (30, 5, 100) if sizes == "SimpleConvNet" else (4, 3, 8)
+    flat = f * ((hw - k + 1) // 2) ** 2
+    return nn.Sequential(nn.Conv2d(c, f, k), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(), nn.Linear(flat, hidden),
+                         nn.ReLU(), nn.Linear(hidden, 10))
+
+
+def torch_step(device: Any, sizes: Any, batch: int, dtype: str = "float32") -> Callable[[], None]:
     """The peer: the same step written directly in PyTorch eager."""
     import torch
 
     dt = getattr(torch, dtype)
-    layers: list[Any] = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
-    net = torch.nn.Sequential(*layers).to(device=device, dtype=dt)
+    net = torch_model(sizes).to(device=device, dtype=dt)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     x_np, t_np = _data(sizes, batch)
     x = torch.from_numpy(x_np).to(device=device, dtype=dt)
@@ -110,11 +199,11 @@ def torch_step(device: Any, sizes: tuple[int, ...], batch: int, dtype: str = "fl
 
 def interleaved(candidates: dict[str, Callable[[], None]], rounds: int = 7, min_time: float = 0.2,
                 pause: float = 0.25) -> dict[str, dict[str, float]]:
-    """Median (and min) seconds per call of each candidate, timed round-robin.
+    """Min, median and max seconds per call of each candidate, timed round-robin.
 
     Each candidate is first warmed up for ``min_time`` seconds (at least 3 calls); then each round
     runs every candidate for about ``min_time`` seconds, after a ``pause``, and records its mean
-    per-call time; the median over rounds is reported.
+    per-call time. On a shared machine the minimum is the figure least disturbed by others.
     """
     per_call = {}
     for name, f in candidates.items():  # warm-up (allocations, BLAS/CUDA handles, lazy init), then calibrate
@@ -134,49 +223,240 @@ def interleaved(candidates: dict[str, Callable[[], None]], rounds: int = 7, min_
             for _ in range(n):
                 f()
             samples[name].append((time.perf_counter() - start) / n)
-    return {name: {"median": statistics.median(s), "min": min(s), "rounds": len(s)} for name, s in samples.items()}
+    return {name: {"min": min(s), "median": statistics.median(s), "max": max(s), "rounds": len(s)}
+            for name, s in samples.items()}
 
 
 def _torch_device(backend: B.Backend) -> str | None:
     """The torch device matching a backend's device, or None where PyTorch cannot run there."""
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
         return None
-    if backend.name == "torch":
-        return str(backend.device)
-    if backend.name == "cupy":
-        return f"cuda:{backend.device.id}" if torch.cuda.is_available() else None
-    return "cpu"
+    return backend.peer_torch_device()
 
 
-def bench_backend(backend: B.Backend, networks: list[str], rounds: int, min_time: float, dtype: str = "float32") -> list[dict[str, Any]]:
+def peer_missing(backend: B.Backend) -> str | None:
+    """Why the PyTorch peer column is empty for ``backend``, or None when it can be filled."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "PyTorch is not installed (pip install torch): no peer column"
+    if _torch_device(backend) is None:
+        return f"PyTorch has no device beside {backend}: no peer column"
+    return None
+
+
+def _rss_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def peak_memory(step: Callable[[], None], backend: B.Backend, traced: bool = True) -> dict[str, float | None]:
+    """Peak memory of one call of ``step`` (after a warm-up call), in MiB.
+
+    ``tracemalloc_mib``: the peak of host allocations traced by Python's tracemalloc (NumPy reports
+    its array buffers there; torch and device memory are not seen), only for host NumPy-based backends
+    and ``traced=True`` (pass False for a PyTorch step: tracemalloc would see only Python objects).
+    ``rss_peak_mib``: growth of the process's resident set high-water mark (Linux ``VmHWM``, reset
+    through ``/proc/self/clear_refs``) over the resident size before the call: every host allocator
+    counted, but memory already resident (an allocator's cache) counts as zero. None where unavailable.
+    An xpnet step's layers are cleared first (:meth:`Layer.clear`), so buffers a layer keeps from
+    step to step (the convolutions' column workspaces) are allocated, and counted, inside the measured
+    step; parameters and optimizer state are not counted.
+    """
+    step()
+    gc.collect()
+    result: dict[str, float | None] = {"tracemalloc_mib": None, "rss_peak_mib": None}
+    if traced and backend.numpy_allocator:
+        for layer in getattr(getattr(step, "model", None), "layers", []):
+            layer.clear()
+        gc.collect()
+        tracemalloc.start()
+        try:
+            step()
+            result["tracemalloc_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
+        finally:
+            tracemalloc.stop()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
+        before = _rss_kib("VmRSS")
+        step()
+        peak = _rss_kib("VmHWM")
+        if before is not None and peak is not None:
+            result["rss_peak_mib"] = max(0, peak - before) / 1024
+    except OSError:
+        pass
+    return result
+
+
+def blas_info() -> dict[str, Any]:
+    """The BLAS libraries in this process (threadpoolctl), PyTorch's thread count, pinned-kernel variables."""
+    info: dict[str, Any] = {"blas": [], "pinned": {k: os.environ[k] for k in PINNED_BLAS if k in os.environ}}
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        info["blas_error"] = "threadpoolctl is not installed (pip install threadpoolctl)"
+    else:
+        info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+                        for d in threadpool_info() if d.get("user_api") == "blas"]
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        info["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads()}
+    return info
+
+
+def describe_blas(info: dict[str, Any]) -> list[str]:
+    lines = [f"BLAS: {b['internal_api']} {b['version']}, kernel {b['architecture']}, {b['num_threads']} threads ({b['filepath']})"
+             for b in info["blas"]] or [f"BLAS: unknown ({info.get('blas_error', 'no BLAS library found')})"]
+    if "torch" in info:
+        lines.append(f"PyTorch {info['torch']['version']}: {info['torch']['threads']} threads")
+    if info["pinned"]:
+        pins = " ".join(f"{k}={v}" for k, v in info["pinned"].items())
+        lines.append(f"WARNING: {pins} pins an older OpenBLAS kernel: GEMMs run slower than on a user's machine; "
+                     f"benchmark with `env -u {' -u '.join(PINNED_BLAS)} xpnet bench ...`")
+    return lines
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("nan")
+
+
+def bench_backend(backend: B.Backend, networks: list[str], rounds: int, min_time: float, dtype: str = "float32",
+                  memory: bool = True) -> list[dict[str, Any]]:
     rows = []
     for net in networks:
         sizes, batch = NETWORKS[net]
-        cands = {"xpnet": xpnet_step(backend, sizes, batch, dtype), "floor": floor_step(backend, sizes, batch, dtype)}
+        cands = {"xpnet": xpnet_step(backend, sizes, batch, dtype), "gemm": gemm_step(backend, sizes, batch, dtype)}
         device = _torch_device(backend)
         if device is not None:
             cands["torch"] = torch_step(device, sizes, batch, dtype)
         times = interleaved(cands, rounds=rounds, min_time=min_time)
-        row: dict[str, Any] = {"backend": backend.name, "device": str(backend.device), "network": "-".join(map(str, sizes)),
+        row: dict[str, Any] = {"backend": backend.name, "device": str(backend.device), "network": network_label(sizes),
                                "batch": batch, "dtype": dtype}
-        row.update({f"{k}_ms": v["median"] * 1e3 for k, v in times.items()})
-        row["xpnet/floor"] = times["xpnet"]["median"] / times["floor"]["median"]
+        for k, v in times.items():
+            row[f"{k}_ms"] = v["min"] * 1e3
+            row[f"{k}_ms_median"], row[f"{k}_ms_max"] = v["median"] * 1e3, v["max"] * 1e3
+            row[f"{k}_spread"] = _ratio(v["max"], v["min"])
+        row["xpnet/gemm"] = _ratio(times["xpnet"]["min"], times["gemm"]["min"])
         if "torch" in times:
-            row["xpnet/torch"] = times["xpnet"]["median"] / times["torch"]["median"]
+            row["xpnet/torch"] = _ratio(times["xpnet"]["min"], times["torch"]["min"])
+        else:
+            row["peer_missing"] = peer_missing(backend)
+        row["busy"] = max(v["max"] / v["min"] for v in times.values()) > SPREAD_WARNING
+        if memory:
+            row["memory_xpnet"] = peak_memory(cands["xpnet"], backend)
+            if "torch" in cands:
+                row["memory_torch"] = peak_memory(cands["torch"], backend, traced=False)
         rows.append(row)
         del cands
         _free_memory(backend)
     return rows
 
 
+def kernel_cases(backend: B.Backend, dtype: str = "float32", quick: bool = False) -> dict[str, dict[str, Callable[[], Any]]]:
+    """Per-layer kernels of the two CNNs, forward and backward, each with its PyTorch twin where available.
+
+    Returns ``{case: {"xpnet": f, "torch": g}}``; shapes are SimpleConvNet's (conv 1→30 5×5 on 28×28, ReLU and
+    pool on 30×24×24) and DeepConvNet's second convolution (16→16 3×3 pad 1 on 28×28, input gradient on).
+    """
+    n = 8 if quick else 100
+    specs = {"simple-conv": (1, 30, 5, 28, 0, False), "deep-conv2": (16, 16, 3, 28, 1, True)}
+    if quick:
+        specs = {"simple-conv": (1, 4, 3, 8, 0, False), "deep-conv2": (4, 4, 3, 8, 1, True)}
+    act_shape = (n, 30, 24, 24) if not quick else (n, 4, 6, 6)
+    rng = np.random.default_rng(0)
+    device = _torch_device(backend)
+    torch = None
+    if device is not None:
+        import torch
+    cases: dict[str, dict[str, Callable[[], Any]]] = {}
+    sync = backend.synchronize
+
+    def tsync():
+        if device is not None and torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def add(name, xf, tf):
+        def xrun():
+            xf()
+            sync()
+
+        def trun():
+            tf()
+            tsync()
+
+        cases[name] = {"xpnet": xrun, **({"torch": trun} if tf is not None else {})}
+
+    previous = B.get_default_dtype()
+    B.set_default_dtype(dtype)
+    try:
+        with B.use_backend(backend):
+            for name, (c, f, k, hw, pad, grad) in specs.items():
+                layer = L.Convolution(c, f, k, pad=pad)
+                layer.input_grad = grad
+                x_np = rng.random((n, c, hw, hw), dtype=np.float32)
+                x = backend.from_host(x_np.astype(dtype))
+                dout = layer.forward(x)
+                tx = tw = tout = tdy = None
+                if torch is not None:
+                    tx = torch.from_numpy(x_np).to(device).requires_grad_(grad)
+                    tw = torch.from_numpy(B.to_numpy(layer.W)).to(device).requires_grad_(True)
+                    tb = torch.zeros(f, device=device, requires_grad=True)
+                    tout = torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
+                    tdy = torch.ones_like(tout)
+                    inputs = (tx, tw, tb) if grad else (tw, tb)
+                add(f"{name} forward", lambda layer=layer, x=x: layer.forward(x),
+                    (lambda tx=tx, tw=tw, tb=tb, pad=pad: torch.nn.functional.conv2d(tx.detach(), tw.detach(), tb.detach(), padding=pad))
+                    if torch is not None else None)
+                add(f"{name} backward", lambda layer=layer, dout=dout: layer.backward(dout),
+                    (lambda tout=tout, tdy=tdy, inputs=inputs: torch.autograd.grad(tout, inputs, tdy, retain_graph=True))
+                    if torch is not None else None)
+            a_np = rng.standard_normal(act_shape, dtype=np.float32)
+            a = backend.from_host(a_np.astype(dtype))
+            for name, layer, twin in (("relu", L.ReLU(), "relu"), ("pool 2x2", L.Pooling(2, 2), "pool")):
+                out = layer.forward(a)
+                ta = tout = None
+                if torch is not None:
+                    ta = torch.from_numpy(a_np).to(device).requires_grad_(True)
+                    fn = torch.relu if twin == "relu" else (lambda v: torch.nn.functional.max_pool2d(v, 2, 2))
+                    tout = fn(ta)
+                add(f"{name} forward", lambda layer=layer: layer.forward(a),
+                    (lambda fn=fn, ta=ta: fn(ta.detach())) if torch is not None else None)
+                add(f"{name} backward", lambda layer=layer, out=out: layer.backward(out),
+                    (lambda tout=tout, ta=ta: torch.autograd.grad(tout, ta, tout.detach(), retain_graph=True))
+                    if torch is not None else None)
+    finally:
+        B.set_default_dtype(previous)
+    return cases
+
+
+def bench_kernels(backend: B.Backend, rounds: int, min_time: float, dtype: str = "float32", quick: bool = False) -> list[dict[str, Any]]:
+    rows = []
+    for case, cands in kernel_cases(backend, dtype, quick).items():
+        times = interleaved(cands, rounds=rounds, min_time=min_time, pause=0.05)
+        row: dict[str, Any] = {"backend": backend.name, "kernel": case}
+        for k, v in times.items():
+            row[f"{k}_ms"], row[f"{k}_ms_median"], row[f"{k}_ms_max"] = v["min"] * 1e3, v["median"] * 1e3, v["max"] * 1e3
+        if "torch" in times:
+            row["xpnet/torch"] = _ratio(times["xpnet"]["min"], times["torch"]["min"])
+        else:
+            row["peer_missing"] = peer_missing(backend)
+        row["busy"] = max(v["max"] / v["min"] for v in times.values()) > SPREAD_WARNING
+        rows.append(row)
+    return rows
+
+
 def _free_memory(backend: B.Backend) -> None:
     """Return cached device memory between benchmarks (CuPy's pool, torch's caching allocator)."""
-    if backend.name == "cupy":
-        backend._lib.get_default_memory_pool().free_all_blocks()
-    elif backend.name == "torch" and getattr(backend.device, "type", "cpu") == "cuda":
-        backend._lib.cuda.empty_cache()
+    backend.free_memory()
 
 
 def numgrad_vs_backprop(hidden: int = 50, batch: int = 100) -> dict[str, float]:
@@ -209,55 +489,111 @@ def numgrad_vs_backprop(hidden: int = 50, batch: int = 100) -> dict[str, float]:
             "parameters": model.n_params()}
 
 
+def _ms(r: dict[str, Any], k: str) -> str:
+    if f"{k}_ms" not in r:
+        return "–"
+    return f"{r[f'{k}_ms']:.3f} / {r[f'{k}_ms_median']:.3f} / {r[f'{k}_ms_max']:.3f}"
+
+
+def _mib(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def _table(head: list[str], body: list[list[str]]) -> str:
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    fmt = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"
+    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, body)])
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    head = ["backend", "network", "batch", "xpnet ms", "torch ms", "floor ms", "xpnet/torch", "xpnet/floor"]
+    """The step table: times as min / median / max ms, ratios of the minima, peak memory in MiB."""
+    head = ["backend", "network", "batch", "xpnet ms", "torch ms", "gemm ms", "xpnet/torch", "xpnet/gemm",
+            "xpnet MiB (tracemalloc)", "xpnet MiB (RSS)", "torch MiB (RSS)"]
     body = []
     for r in rows:
-        body.append([r["backend"], r["network"], str(r["batch"]), f"{r['xpnet_ms']:.3f}",
-                     f"{r['torch_ms']:.3f}" if "torch_ms" in r else "–", f"{r['floor_ms']:.3f}",
-                     f"{r['xpnet/torch']:.2f}" if "xpnet/torch" in r else "–", f"{r['xpnet/floor']:.2f}"])
-    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    fmt = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, body)])
+        mx, mt = r.get("memory_xpnet", {}), r.get("memory_torch", {})
+        body.append([r["backend"], r["network"], str(r["batch"]), _ms(r, "xpnet"), _ms(r, "torch"), _ms(r, "gemm"),
+                     f"{r['xpnet/torch']:.2f}" if "xpnet/torch" in r else "–", f"{r['xpnet/gemm']:.2f}",
+                     _mib(mx.get("tracemalloc_mib")), _mib(mx.get("rss_peak_mib")), _mib(mt.get("rss_peak_mib"))])
+    return _table(head, body)
+
+
+def format_kernels(rows: list[dict[str, Any]]) -> str:
+    head = ["backend", "kernel", "xpnet ms", "torch ms", "xpnet/torch"]
+    body = [[r["backend"], r["kernel"], _ms(r, "xpnet"), _ms(r, "torch"),
+             f"{r['xpnet/torch']:.2f}" if "xpnet/torch" in r else "–"] for r in rows]
+    return _table(head, body)
+
+
+def _notes(rows: list[dict[str, Any]]) -> list[str]:
+    notes = list(dict.fromkeys(r["peer_missing"] for r in rows if r.get("peer_missing")))
+    busy = [r.get("network", r.get("kernel")) for r in rows if r.get("busy")]
+    if busy:
+        notes.append(f"WARNING: the rounds of {', '.join(map(str, busy))} spread more than {SPREAD_WARNING:.2f}x "
+                     "(max/min): the machine was busy; trust the minima, or rerun on a quiet machine")
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--backend", default=None, help="comma-separated backends (default: all available but array_api_strict)")
     p.add_argument("--device", default=None, help="device for cupy/torch (e.g. 0 or cuda:0)")
-    p.add_argument("--network", default="small,large", help="comma-separated: " + ", ".join(
-        f"{name} ({'-'.join(map(str, sizes))}, batch {batch})" for name, (sizes, batch) in NETWORKS.items()))
-    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median reported)")
-    p.add_argument("--min-time", type=float, default=0.2, help="seconds per candidate per round")
+    p.add_argument("--network", default=None,
+                   help="comma-separated: " + ", ".join(f"{k} ({network_label(v[0])}, b{v[1]})" for k, v in NETWORKS.items())
+                   + " (default: small,large,simplecnn,deepcnn)")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (min / median / max reported; default 7)")
+    p.add_argument("--min-time", type=float, default=None, help="seconds per candidate per round (default 0.2)")
     p.add_argument("--dtype", default="float32", help="float32 | float64 (default float32)")
+    p.add_argument("--kernels", action="store_true", help="also time the CNN layers' kernels (conv, pool, ReLU) vs PyTorch")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement of each step")
     p.add_argument("--no-numgrad", action="store_true", help="skip the numerical-gradient headline")
-    p.add_argument("--quick", action="store_true", help="a compact run: small network, 3 short rounds")
+    p.add_argument("--quick", action="store_true",
+                   help="a compact run: small network, 3 short rounds, small kernels (explicit options win)")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write the results as JSON to PATH (no PATH or '-': print only the JSON)")
     args = p.parse_args(argv)
-    if args.quick:
-        args.network, args.rounds, args.min_time = "small", 3, 0.05
-    names = args.backend.split(",") if args.backend else [b for b in B.available_backends() if b != "array_api_strict"]
+    quick = ("small", 3, 0.05) if args.quick else ("small,large,simplecnn,deepcnn", 7, 0.2)
+    args.network = args.network if args.network is not None else quick[0]
+    args.rounds = args.rounds if args.rounds is not None else quick[1]
+    args.min_time = args.min_time if args.min_time is not None else quick[2]
+    if args.rounds < 1 or args.min_time <= 0:
+        p.error(f"--rounds must be >= 1 and --min-time > 0, got {args.rounds} and {args.min_time}")
+    names = args.backend.split(",") if args.backend else [b for b in B.available_backends() if not B.ADAPTERS[b].checker]
     networks = args.network.split(",")
     for n in networks:
         if n not in NETWORKS:
-            raise ValueError(f"unknown network {n!r}; valid: {', '.join(NETWORKS)}")
+            p.error(f"unknown network {n!r}; valid: {', '.join(NETWORKS)}")
     quiet = args.json == "-"
-    rows = []
+    rows, kernels = [], []
     for name in names:
         backend = B.resolve_backend(name, args.device)
-        rows += bench_backend(backend, networks, args.rounds, args.min_time, args.dtype)
+        rows += bench_backend(backend, networks, args.rounds, args.min_time, args.dtype, memory=not args.no_memory)
+        if args.kernels:
+            kernels += bench_kernels(backend, args.rounds, args.min_time, args.dtype, quick=args.quick)
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(), "processor": platform.processor(),
-        "python": platform.python_version(), "numpy": np.__version__, "rows": rows,
+        "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+        "command": " ".join(["xpnet bench", *(argv if argv is not None else sys.argv[1:])]),
+        "blas": blas_info(), "rows": rows,
+        "notes": "times: min / median / max over interleaved rounds of per-call means; ratios of the minima; "
+                 "gemm = the matrix products alone (a lower bound, not a physical limit); memory: see xpnet.bench.peak_memory",
     }
+    if kernels:
+        result["kernels"] = kernels
     if not args.no_numgrad:
         result["numgrad_vs_backprop"] = numgrad_vs_backprop()
     if not quiet:
+        print("\n".join(describe_blas(result["blas"])))
         for name in dict.fromkeys(r["backend"] for r in rows):  # one table per backend
             mine = [r for r in rows if r["backend"] == name]
-            print(f"\n{name} ({mine[0]['device']}, {mine[0]['dtype']}): xpnet vs PyTorch eager vs GEMM floor, medians")
+            print(f"\n{name} ({mine[0]['device']}, {mine[0]['dtype']}): xpnet vs PyTorch eager vs the GEMM bound "
+                  "(the matrix products alone); ms as min / median / max, ratios of the minima")
             print(format_rows(mine))
+        if kernels:
+            print("\nper-layer kernels, ms as min / median / max")
+            print(format_kernels(kernels))
+        for line in _notes(rows + kernels):
+            print(line)
         if "numgrad_vs_backprop" in result:
             h = result["numgrad_vs_backprop"]
             print(f"numerical gradient {h['numerical_s'] * 1e3:.1f} ms vs backprop {h['backprop_s'] * 1e3:.3f} ms "

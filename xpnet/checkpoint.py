@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -38,8 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
 
 RUN_VERSION = 1
-OPTIONS = ("epochs", "batch_size", "seed", "eval_batch_size", "patience", "checkpoint_every")
-"""The trainer's options stored with a run (``from_checkpoint`` rebuilds the trainer from them)."""
+OPTIONS = ("epochs", "batch_size", "seed", "eval_batch_size", "patience", "checkpoint_every", "gradient", "clip_norm",
+           "restore_best")
+"""The trainer's options stored with a run (``from_checkpoint`` rebuilds the trainer from them, and the schedule)."""
 FIXED = ("batch_size", "seed")
 """Options a resumed run cannot change (they decide the data order)."""
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -169,7 +171,10 @@ def _check_architecture(path: pathlib.Path, meta: dict[str, Any], trainer: Train
     if meta["loss"] != io._loss_config(model.loss_layer):
         raise ValueError(f"{path}: the checkpoint's loss {meta['loss']} is not this model's {io._loss_config(model.loss_layer)}")
     saved_opt = meta.get("optimizer") or {}
-    if saved_opt.get("class") != type(opt).__name__ or saved_opt.get("config") != opt.config():
+    scheduled = {"lr"} if getattr(trainer, "schedule", None) is not None else set()  # a schedule sets lr
+    config = {k: v for k, v in opt.config().items() if k not in scheduled}
+    if saved_opt.get("class") != type(opt).__name__ or {
+        k: v for k, v in saved_opt.get("config", {}).items() if k not in scheduled} != config:
         raise ValueError(
             f"{path}: the checkpoint's optimizer {saved_opt.get('class')}({saved_opt.get('config')}) is not "
             f"this trainer's {opt!r}; an exact resume continues the same optimizer"
@@ -201,7 +206,8 @@ def restore(trainer: Trainer, path: str | os.PathLike) -> None:
         i, name = key.split(".", 1)
         setattr(mine.layers[int(i)], name, value)
     trainer.optimizer.load_state_dict(opt.state_dict(), mine.params)
-    trainer._resume = {**run, "path": str(path)}
+    best = {k.removeprefix("run/best/"): a for k, a in arrays.items() if k.startswith("run/best/")}
+    trainer._resume = {**run, "path": str(path), "best_arrays": best}
 
 
 def from_checkpoint(cls: type[Trainer], path: str | os.PathLike, epochs: int | None = None,
@@ -215,12 +221,46 @@ def from_checkpoint(cls: type[Trainer], path: str | os.PathLike, epochs: int | N
         if name in options:
             raise ValueError(f"{name} comes from the checkpoint ({run['trainer'][name]!r}); a resumed run cannot change it")
     model, opt = io.load_checkpoint(path, backend=backend if backend is not None else run["backend"], device=device)
+    if "schedule" not in options and run.get("schedule") is not None:
+        options["schedule"] = _make_schedule(path, run["schedule"])
     kwargs = {**run["trainer"], **options, "epochs": run["trainer"]["epochs"] if epochs is None else epochs}
     kwargs["checkpoint"] = path if checkpoint is True else (checkpoint or None)
     trainer = cls(model, opt, **kwargs)
     trainer.run_info = dict(run.get("info", {}))
     trainer.restore(path)
     return trainer
+
+
+def _schedule_spec(schedule: Any) -> dict[str, Any] | None:
+    """An :mod:`xpnet.schedules` schedule as JSON (class and fields, nested for ``Join``); another
+    callable as its repr, which ``from_checkpoint`` cannot rebuild (it asks for ``schedule=``)."""
+    if schedule is None:
+        return None
+    from . import schedules
+
+    if not (dataclasses.is_dataclass(schedule) and type(schedule).__module__ == schedules.__name__):
+        return {"custom": repr(schedule)}
+
+    def value(v: Any) -> Any:
+        return [value(u) for u in v] if isinstance(v, tuple) else _schedule_spec(v) if callable(v) else v
+
+    fields = {f.name: value(getattr(schedule, f.name)) for f in dataclasses.fields(schedule)}
+    return {"class": type(schedule).__name__, "fields": fields}
+
+
+def _make_schedule(path: pathlib.Path, spec: dict[str, Any]) -> Any:
+    from . import schedules
+
+    if "custom" in spec:
+        raise ValueError(f"{path}: the run used a schedule that cannot be saved ({spec['custom']}); "
+                         f"pass it again: Trainer.from_checkpoint(path, schedule=...)")
+
+    def value(v: Any) -> Any:
+        if isinstance(v, list):
+            return tuple(value(u) for u in v)
+        return _make_schedule(path, v) if isinstance(v, dict) else v
+
+    return getattr(schedules, spec["class"])(**{k: value(v) for k, v in spec["fields"].items()})
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -272,6 +312,8 @@ class Run:
         self.best, self.since_best = math.inf, 0
         self.last = trainer.epochs
         self._order_state: dict[str, Any] | None = None
+        self.keeper: Any = None  # the best weights (restore_best), saved with the run
+        self._best_weights: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None
         saved, trainer._resume = trainer._resume, None
         self.data = _fingerprint(trainer.model, data, test) if saved or trainer.checkpoint is not None else None
         if saved:
@@ -279,8 +321,20 @@ class Run:
         elif trainer.checkpoint is not None:
             self.save(0, 0, 0.0, done=False)  # from now on a checkpoint exists, whenever the run is stopped
 
+    def keep(self, keeper: Any) -> None:
+        """Save ``keeper`` (:class:`xpnet.controls.BestWeights`) with the run; a resumed run gets it back."""
+        self.keeper = keeper
+        if self._best_weights is not None:
+            info, arrays = self._best_weights
+            put = self.trainer.model.backend.from_host
+            keeper.loss, keeper.epoch = info["loss"], info["epoch"]
+            for kind in ("params", "buffers"):
+                setattr(keeper, kind, {k.split("/", 1)[1]: put(a) for k, a in arrays.items() if k.startswith(kind)})
+
     def _resume(self, saved: dict[str, Any]) -> None:
         trainer = self.trainer
+        if saved.get("best_weights") is not None:
+            self._best_weights = saved["best_weights"], saved["best_arrays"]
         _check_data(saved["path"], saved["data"], self.data)
         self.epoch, self.step, self.elapsed = saved["epoch"], saved["step"], saved["elapsed"]
         self.best = math.inf if saved["best"] is None else saved["best"]
@@ -336,14 +390,21 @@ class Run:
             return
         state = {
             "version": RUN_VERSION, "epoch": epoch, "step": step, "elapsed": elapsed, "done": done,
-            "trainer": {name: getattr(trainer, name) for name in OPTIONS},
+            "trainer": {name: getattr(trainer, name) for name in OPTIONS if hasattr(trainer, name)},
             "history": {"records": trainer.history.records, "config": trainer.history.config},
             "best": None if math.isinf(self.best) else self.best, "since_best": self.since_best,
             "order_rng": order_state if order_state is not None else self.order_rng.bit_generator.state,
             "rng": ranks, "backend": trainer.model.backend.name, "data": self.data, "info": trainer.run_info,
+            "schedule": _schedule_spec(getattr(trainer, "schedule", None)), "best_weights": None,
         }
+        arrays: dict[str, np.ndarray] = {}
+        keeper = self.keeper
+        if keeper is not None and keeper.epoch is not None:
+            state["best_weights"] = {"loss": keeper.loss, "epoch": keeper.epoch}
+            for kind in ("params", "buffers"):
+                arrays.update({f"best/{kind}/{k}": to_numpy(v) for k, v in getattr(keeper, kind).items()})
         path = pathlib.Path(trainer.checkpoint)
-        io.save(trainer.model, path, trainer.optimizer, run=state)
+        io.save(trainer.model, path, trainer.optimizer, run=state, run_arrays=arrays)
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while writing
             stale.unlink(missing_ok=True)
 

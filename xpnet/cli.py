@@ -25,7 +25,7 @@ import numpy as np
 from . import backend as B
 from . import checkpoint as ckpt
 from . import cli_checks as C
-from . import distributed
+from . import controls, distributed
 from .datasets import DATASETS, DOWNLOADS, DownloadError, cache_dir, download
 from .experiments import compare_seeds, format_seed_table, plot_bands
 from .history import plot_histories, save_histories
@@ -34,6 +34,9 @@ from .optimizers import OPTIMIZERS
 from .trainer import Trainer
 
 TABLE_COLUMNS = ("train", "test", "best", "TS95", "TS97", "TS98", "time")
+OPTIONAL_COLUMNS = ("val_epoch", "test@val", "wall", "ratio")
+"""Shown when a row has them: the test accuracy at the lowest validation loss; wall time and its
+ratio to the fastest run (``compare --gradient numerical,backprop``)."""
 
 
 def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
@@ -61,8 +64,19 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     opt("--flooding", float, None, "flood level b (off by default)")
     opt("--weight-decay", float, 0.0, "L2 weight decay λ")
     opt("--dropout", float, 0.0, "dropout probability after each hidden activation")
-    opt("--dtype", str, "float32", " | ".join(B.FLOAT_DTYPES) + " (float16/bfloat16 where the backend has them)")
+    opt("--dtype", str, "float32", " | ".join(C.FLOAT_DTYPES) + " (float16/bfloat16 where the backend has them; "
+        "float64 with --gradient numerical unless given)")
     opt("--init", str, "auto", "he | xavier | <std> | auto (xavier for sigmoid/tanh, else he)")
+    opt("--gradient", str, "backprop", "backprop | numerical (central differences, 2 forwards per parameter: slow)")
+    opt("--schedule", str, None, "learning rate per epoch: constant | step[:SIZE[:GAMMA]] | exponential[:GAMMA] | "
+        "cosine[:MIN_LR]")
+    opt("--warmup", int, 0, "epochs of linear learning-rate warm-up before the schedule")
+    opt("--clip-norm", float, None, "clip the gradients to this global norm each step")
+    opt("--validation-split", float, None, "hold out this stratified fraction of the training data for validation")
+    p.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a lower "
+                   "validation loss (needs --validation-split)")
+    p.add_argument("--restore-best", action="store_true", help="end with the weights of the lowest validation "
+                   "loss (needs --validation-split)")
     p.add_argument("--batchnorm", action="store_true", help="BatchNorm after each hidden Affine")
     p.add_argument("--device", default=None, help="device of the backend (cupy: GPU index; torch: 'cuda:0')")
     p.add_argument("--data-path", default=None, help="folder holding the IDX files (mnist, fashion-mnist)")
@@ -77,8 +91,10 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
 
 
 CONVERT = {"hswish_n": float, "lr": float, "momentum": float, "batch_size": int, "epochs": int, "seed": int,
-           "flooding": float, "weight_decay": float, "dropout": float}
-SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer", "dtype", "init")
+           "flooding": float, "weight_decay": float, "dropout": float, "warmup": int, "clip_norm": float,
+           "validation_split": float}
+SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer", "dtype", "init", "gradient",
+            "schedule")
 """The options that describe one run (``compare`` takes a list for each)."""
 
 
@@ -116,9 +132,11 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
     ``checkpoint``: write a run checkpoint (holding ``cfg``) there; ``resume``: continue the run saved
     in that file instead (its model and optimizer; ``cfg`` gives the epochs and backend)."""
     (x, t), (xt, tt) = data
+    trainer_options, fit_options = controls.cli_options(cfg)
     if resume is not None:
-        trainer = _resumed_trainer(cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm)
-        history = trainer.fit(x, t, xt, tt)
+        trainer = _resumed_trainer(cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm,
+                                   trainer_options)
+        history = trainer.fit(x, t, xt, tt, **fit_options)
         history.config.update(cfg)
         return trainer.model, trainer.optimizer, history
     backend = C.resolve(cfg["backend"], device)
@@ -136,27 +154,32 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
         kwargs["momentum"] = cfg["momentum"]
     optimizer = OPTIMIZERS[name](**kwargs)
     trainer = Trainer(model, optimizer, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      verbose=verbose, out=out, comm=comm, checkpoint=checkpoint, checkpoint_every=checkpoint_every or 1)
+                      verbose=verbose, out=out, comm=comm, checkpoint=checkpoint, checkpoint_every=checkpoint_every or 1,
+                      **trainer_options)
     trainer.run_info = {"cli": cfg}
-    history = trainer.fit(x, t, xt, tt)
+    history = trainer.fit(x, t, xt, tt, **fit_options)
     history.config.update({k: v for k, v in cfg.items()})
     return model, optimizer, history
 
 
 def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequence[str]) -> str:
-    """The articles' result table: the varied settings, then train/test/best %, TS95/97/98, time."""
-    header = [*keys, *TABLE_COLUMNS]
+    """The articles' result table: the varied settings, then train/test/best %, TS95/97/98, time
+    (and :data:`OPTIONAL_COLUMNS` where a row has them)."""
+    columns = [*TABLE_COLUMNS, *(c for c in OPTIONAL_COLUMNS if any(c in summary for _, summary in rows))]
+    header = [*keys, *columns]
 
     def cell(v: Any, col: str) -> str:
         if v is None:
             return "–"
-        if col in ("train", "test", "best"):
+        if col in ("train", "test", "best", "test@val"):
             return f"{v:.2f}"
-        if col == "time":
-            return f"{v:.1f} s"
+        if col in ("time", "wall"):
+            return f"{v:.1f} s" if col == "time" else f"{v:.3g} s"
+        if col == "ratio":
+            return f"{v:.0f}×" if v >= 10 else f"{v:.2f}×"
         return str(v)
 
-    body = [[str(cfg[k]) for k in keys] + [cell(summary[c], c) for c in TABLE_COLUMNS] for cfg, summary in rows]
+    body = [[str(cfg[k]) for k in keys] + [cell(summary.get(c), c) for c in columns] for cfg, summary in rows]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
@@ -192,7 +215,9 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     if args.resume:
         cfg = _resumed_config(args, argv)
     else:
-        cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm")}
+        cfg = {k: getattr(args, k) for k in (*SETTINGS, "batchnorm", "patience", "restore_best")}
+        controls.cli_options(cfg)  # options checked before the data is loaded
+        cfg["dtype"] = controls.default_dtype(cfg, given=any(a.split("=")[0] == "--dtype" for a in argv))
         _refuse_existing(args.checkpoint)
     check_runs([cfg], _explicit(_train_parser(), argv), args.device)
     C.check_output("save", args.save, (".npz",))
@@ -239,8 +264,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except ValueError as e:  # "--seed lists a seed twice ..." or "--seeds N runs ..."
         option, _, message = str(e).partition(" ")
         raise C.UsageError(option.removeprefix("--").replace("-", "_"), message) from None
+    if args.dtype is None and "numerical" in grid["gradient"]:
+        grid["dtype"] = ["float64"]  # one dtype for all runs, so that only the gradient differs
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
-    cfgs = [dict(zip(grid, combo), batchnorm=args.batchnorm) for combo in itertools.product(*grid.values())]
+    cfgs = [dict(zip(grid, combo), batchnorm=args.batchnorm, patience=args.patience, restore_best=args.restore_best,
+                 seed=seeds[0]) for combo in itertools.product(*grid.values())]
+    for cfg in cfgs:
+        controls.cli_options(cfg)  # every run's options checked before the first one trains
     given = {k for k in SETTINGS if getattr(args, k) is not None} | ({"batchnorm"} if args.batchnorm else set())
     check_runs(cfgs, given, args.device)
     C.check_output("history", args.history, (".json", ".csv"))
@@ -248,7 +278,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows, histories, datasets = [], {}, {}
     runs_done, total = 0, len(cfgs) * len(seeds)
     for cfg in cfgs:
-        cfg["seed"] = seeds[0]
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
@@ -260,9 +289,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 print(f"== {name}", flush=True)
             run = {**cfg, "seed": s}
             row = _row_checkpoint(args.checkpoint, run) if args.checkpoint else None  # resumed when it exists
+            start = time.perf_counter()
             history = run_config(run, datasets[cfg["dataset"], images], args.device, verbose=args.verbose,
                                  checkpoint=row, checkpoint_every=args.checkpoint_every,
                                  resume=row if row is not None and row.exists() else None)[2]
+            history.config["wall_seconds"] = time.perf_counter() - start
             runs.append(history)
             runs_done += 1
             if not args.quiet:
@@ -272,7 +303,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows.append((_run_label(cfg), runs))
         histories[label] = runs
     if len(seeds) == 1:
-        print(format_table([(cfg, runs[0].summary()) for cfg, runs in rows], varied))
+        print(format_table(controls.timed_rows(rows, "gradient" in varied), varied))
     else:
         print(format_seed_table(rows, varied))
     if args.plot and len(seeds) > 1:
@@ -337,7 +368,7 @@ def _train_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train": "train a model (default: the digits MLP, offline, seconds)",
             "compare": "train several configurations and print one comparison table",
-            "bench": "time xpnet against PyTorch and the GEMM floor on each backend",
+            "bench": "time xpnet against PyTorch and the GEMM bound (the matrix products alone) on each backend",
             "data": "download a dataset (mnist, fashion-mnist) and verify its checksums"}
 
 
@@ -400,6 +431,10 @@ def _main(argv: list[str]) -> int:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
         distributed.stop_all()  # under MPI: the other ranks must not wait for this one
         return 2
+    except controls.OptionError as e:
+        print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        distributed.stop_all()
+        return 2
     except BrokenPipeError:
         raise
     except (B.BackendUnavailableError, DownloadError, OSError, ValueError, ImportError) as e:
@@ -445,8 +480,9 @@ def _refuse_existing(path: str | None) -> None:
 
 
 def _resumed_trainer(cfg: dict[str, Any], path: Any, device: Any, verbose: bool, out: Any, checkpoint: Any,
-                     every: int | None, comm: Any) -> Trainer:
+                     every: int | None, comm: Any, controls: dict[str, Any] | None = None) -> Trainer:
     options = {"checkpoint_every": every} if every is not None else {}
+    options.update(controls or {})  # schedule, clipping, gradient mode, patience: as the run had them
     options.update({"comm": comm} if comm is not None else {})
     trainer = Trainer.from_checkpoint(path, epochs=cfg["epochs"], verbose=verbose, out=out, backend=cfg["backend"],
                                       device=device, checkpoint=checkpoint if checkpoint is not None else True, **options)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import backend as B
+from .backends import FLOAT_DTYPES
 from .datasets import DATASETS
 from .layers import ACTIVATIONS
 from .optimizers import OPTIMIZERS
@@ -117,8 +118,12 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "flooding": _number(float, 0, none=True),
     "weight_decay": _number(float, 0),
     "dropout": _number(float, 0, 1, hi_open=True),
-    "dtype": _choice(B.FLOAT_DTYPES),
+    "dtype": _choice(FLOAT_DTYPES),
     "init": _init,
+    "warmup": _number(int, 0),
+    "clip_norm": _number(float, 0, lo_open=True, none=True),
+    "validation_split": _number(float, 0, 1, lo_open=True, hi_open=True, none=True),
+    "gradient": _choice(("backprop", "numerical")),
 }
 """Per option: a function that returns the value (converted) or raises ValueError saying what is valid."""
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FIELDS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "seconds")
+OPTIONAL_FIELDS = ("val_acc", "val_loss", "lr")
+"""Columns present only when the run had them (a validation set, a learning-rate schedule)."""
 
 
 @dataclass
@@ -41,6 +43,14 @@ class History:
     test_acc = property(lambda self: self["test_acc"])
     test_loss = property(lambda self: self["test_loss"])
     seconds = property(lambda self: self["seconds"])
+    val_acc = property(lambda self: self["val_acc"])
+    val_loss = property(lambda self: self["val_loss"])
+    lr = property(lambda self: self["lr"])
+
+    def best_val_epoch(self) -> int | None:
+        """The epoch of the lowest validation loss (the first of equal ones), or None without validation."""
+        scored = [(r["val_loss"], r["epoch"]) for r in self.records if r.get("val_loss") is not None]
+        return min(scored, key=lambda s: s[0])[1] if scored else None
 
     def epochs_to(self, accuracy: float, split: str = "test") -> int | None:
         """The first epoch whose accuracy reaches ``accuracy``, a fraction (0.97, not 97), or None.
@@ -64,12 +74,19 @@ class History:
 
     def summary(self) -> dict[str, Any]:
         """The articles' table row: final train/test accuracy and best test in **percent** (97.79),
-        TS95/97/98 (the first epoch reaching 95/97/98 % test accuracy), time (s)."""
+        TS95/97/98 (the first epoch reaching 95/97/98 % test accuracy), time (s).
+
+        With a validation set, also the epoch of the lowest validation loss (``val_epoch``) and the test
+        accuracy at that epoch (``test@val``): the honest "best", chosen without looking at the test set.
+        """
         last = self.records[-1] if self.records else {}
 
         def pct(v: float | None) -> float | None:
             return None if v is None else round(100 * v, 2)
 
+        at_val = self.best_val_epoch()
+        extra = {} if at_val is None else {
+            "val_epoch": at_val, "test@val": pct(next(r.get("test_acc") for r in self.records if r["epoch"] == at_val))}
         return {
             "train": pct(last.get("train_acc")),
             "test": pct(last.get("test_acc")),
@@ -78,6 +95,7 @@ class History:
             "TS97": self.epochs_to(0.97),
             "TS98": self.epochs_to(0.98),
             "time": round(self.total_seconds, 1),
+            **extra,
         }
 
     # -- files ----------------------------------------------------------------------------

@@ -43,11 +43,11 @@ def _make_loss(cfg: dict[str, Any]) -> losses.Loss:
 
 
 def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optimizer | None = None,
-         run: dict[str, Any] | None = None) -> None:
+         run: dict[str, Any] | None = None, run_arrays: dict[str, np.ndarray] | None = None) -> None:
     """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically.
 
-    ``run``: a training run's state (JSON-able) stored beside the model: a run checkpoint, see
-    :mod:`xpnet.checkpoint`; :func:`load` reads the model out of such a file too."""
+    ``run``, ``run_arrays``: a training run's state (JSON-able, host arrays) stored beside the model: a
+    run checkpoint, see :mod:`xpnet.checkpoint`; :func:`load` reads the model out of such a file too."""
     path = pathlib.Path(path)
     if not path.parent.is_dir():  # else the error would name the temporary file
         raise FileNotFoundError(f"{path}: the folder {str(path.parent)!r} does not exist")
@@ -68,6 +68,7 @@ def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optim
             arrays.update({f"opt/{key}/{slot}": a for slot, a in slots.items()})
     if run is not None:
         meta["run"] = run
+        arrays.update({f"run/{k}": a for k, a in (run_arrays or {}).items()})
     arrays = _to_host(arrays, meta)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -181,8 +182,8 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
     meta, arrays = _read(path)
     target = resolve_backend(backend, device)
     dtypes = _from_bits(path, meta, arrays)
-    groups: dict[str, dict[str, np.ndarray]] = {"param": {}, "buffer": {}, "opt": {}}
-    kinds: dict[str, dict[str, str]] = {"param": {}, "buffer": {}, "opt": {}}
+    groups: dict[str, dict[str, np.ndarray]] = {"param": {}, "buffer": {}, "opt": {}, "run": {}}  # run: checkpoint.py
+    kinds: dict[str, dict[str, str]] = {"param": {}, "buffer": {}, "opt": {}, "run": {}}
     for name, a in arrays.items():
         kind, _, key = name.partition("/")
         if kind not in groups:

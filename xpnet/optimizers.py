@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from array_api_compat import array_namespace
+from .backends import namespace_of
+
+from .clipping import check_clip_norm, clip_by_global_norm
 
 
 class Optimizer:
@@ -21,17 +23,20 @@ class Optimizer:
         lr: learning rate η.
         weight_decay: L2 coefficient λ for weights (parameters named ``W``), as the book: the
             gradient becomes ``g + λW`` and the reported loss gains ``½λΣW²`` (see :meth:`penalty`).
+        clip_norm: clip the gradients by global norm first, ``g ← g·min(1, C/‖g‖)`` (on the device,
+            never read back; see :func:`xpnet.clipping.clip_by_global_norm`). Off (None) by default.
     """
 
     slots: ClassVar[tuple[str, ...]] = ()
     decoupled: ClassVar[bool] = False  # AdamW: decay applied to the weights, not the gradient
 
-    def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
+    def __init__(self, lr: float, weight_decay: float = 0.0, clip_norm: float | None = None) -> None:
         if not lr > 0:
             raise ValueError(f"{type(self).__name__}: learning rate must be > 0, got {lr!r}")
         if weight_decay < 0:
             raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {weight_decay!r}")
         self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.clip_norm = check_clip_norm(clip_norm, f"{type(self).__name__}: clip_norm")
         self.t = 0
         self.state: dict[str, dict[str, Any]] = {}
         self.xp: Any = None
@@ -39,7 +44,8 @@ class Optimizer:
 
     def config(self) -> dict[str, float]:
         """Constructor arguments (saved with a checkpoint)."""
-        return {"lr": self.lr, "weight_decay": self.weight_decay}
+        clip = {"clip_norm": self.clip_norm} if self.clip_norm is not None else {}
+        return {"lr": self.lr, "weight_decay": self.weight_decay, **clip}
 
     @staticmethod
     def decays(key: str) -> bool:
@@ -51,6 +57,8 @@ class Optimizer:
         self.t += 1
         self.begin_step()
         self._bind(params)
+        if self.clip_norm is not None:
+            grads = clip_by_global_norm({k: grads[k] for k in params if k in grads}, self.clip_norm)
         for key, p in params.items():
             g = grads.get(key)
             if g is None:
@@ -73,10 +81,10 @@ class Optimizer:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _bind(self, params: dict[str, Any]) -> None:
-        """Take the array namespace from the parameters (once per array type)."""
+        """Take the array namespace of the parameters' backend (once per array type)."""
         first = next(iter(params.values()), None)
         if first is not None and type(first) is not self._array_type:
-            self.xp, self._array_type = array_namespace(first), type(first)
+            self.xp, self._array_type = namespace_of(first), type(first)
 
     def step(self, model: Any) -> None:
         """``update(model.params, model.grads)``."""
@@ -142,8 +150,8 @@ class Optimizer:
 class SGD(Optimizer):
     """``W ← W - η·g``."""
 
-    def __init__(self, lr: float = 0.01, weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr: float = 0.01, weight_decay: float = 0.0, clip_norm: float | None = None) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
 
     def update_one(self, p, g, state):
         p -= self.lr * g
@@ -154,8 +162,10 @@ class Momentum(Optimizer):
 
     slots = ("v",)
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+    def __init__(
+        self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0, clip_norm: float | None = None
+    ) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
         self.momentum = float(momentum)
 
     def config(self):
@@ -185,8 +195,10 @@ class AdaGrad(Optimizer):
 
     slots = ("h",)
 
-    def __init__(self, lr: float = 0.01, eps: float = 1e-7, weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+    def __init__(
+        self, lr: float = 0.01, eps: float = 1e-7, weight_decay: float = 0.0, clip_norm: float | None = None
+    ) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
         self.eps = float(eps)
 
     def config(self):
@@ -203,8 +215,11 @@ class RMSProp(Optimizer):
 
     slots = ("h",)
 
-    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, eps: float = 1e-7, weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+    def __init__(
+        self, lr: float = 0.01, decay_rate: float = 0.99, eps: float = 1e-7, weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+    ) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
         self.decay_rate, self.eps = float(decay_rate), float(eps)
 
     def config(self):
@@ -230,9 +245,10 @@ class Adam(Optimizer):
     slots = ("m", "v")
 
     def __init__(
-        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0
+        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+        clip_norm: float | None = None,
     ) -> None:
-        super().__init__(lr, weight_decay)
+        super().__init__(lr, weight_decay, clip_norm)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
     def config(self):
@@ -255,9 +271,10 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(
-        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01
+        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01,
+        clip_norm: float | None = None,
     ) -> None:
-        super().__init__(lr, beta1, beta2, eps, weight_decay)
+        super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

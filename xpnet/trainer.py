@@ -11,10 +11,13 @@ from typing import Any, Callable, TextIO
 import numpy as np
 
 from . import checkpoint as ckpt
+from . import controls
+from .clipping import check_clip_norm, clip_by_global_norm
 from .distributed import Communicator, SingleCommunicator
 from .history import History
 from .model import Sequential
 from .optimizers import Optimizer
+from .schedules import Schedule, unit_of
 
 Callback = Callable[["Trainer", dict[str, Any]], Any]
 
@@ -34,8 +37,16 @@ class Trainer:
         eval_batch_size: batch size of the per-epoch evaluation passes.
         verbose: print the model summary and one line per epoch.
         progress: a progress bar per epoch (default: when ``out`` is a terminal).
-        patience: stop when the test loss (train loss without test data) has not improved for this
-            many epochs.
+        patience: stop when the watched loss has not improved for this many epochs: the validation
+            loss (see :meth:`fit`), else the test loss, else the train loss.
+        restore_best: at the end, write back the weights (and running statistics) of the epoch with
+            the lowest watched loss.
+        gradient: ``"backprop"`` or ``"numerical"`` (central differences, 2 forward passes per
+            parameter element, reading each loss back: slow, and exempt from the no-host-read rule).
+        schedule: an :mod:`xpnet.schedules` schedule (or ``count -> lr``) setting ``optimizer.lr`` (a
+            host float) before each epoch, or each step for ``unit="step"`` schedules (count =
+            ``optimizer.t``); the history gains an ``lr`` column.
+        clip_norm: scale the gradients by ``min(1, C/‖g‖)`` (global norm) on the device each step.
         callbacks: ``f(trainer, record)`` after each epoch; returning ``True`` stops training.
         out: where log lines go (default ``sys.stdout``).
         comm: data-parallel training (:func:`xpnet.distributed.init`): ``batch_size`` is the global batch,
@@ -60,6 +71,10 @@ class Trainer:
         patience: int | None = None,
         callbacks: tuple[Callback, ...] | list[Callback] = (),
         out: TextIO | None = None,
+        gradient: str = "backprop",
+        schedule: Schedule | None = None,
+        clip_norm: float | None = None,
+        restore_best: bool = False,
         comm: Communicator | None = None,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 1,
@@ -79,6 +94,11 @@ class Trainer:
         self.progress = self.comm.is_root and (progress if progress is not None else verbose and _isatty(self.out))
         self.patience, self.callbacks = patience, list(callbacks)
         self.history = History()
+        self.gradient, self.restore_best = controls.check_gradient_mode(gradient), bool(restore_best)
+        self.schedule, self.clip_norm = schedule, check_clip_norm(clip_norm)
+        self.schedule_unit = unit_of(schedule) if schedule is not None else None
+        if self.clip_norm is not None and getattr(optimizer, "clip_norm", None) is not None:
+            raise ValueError("clip_norm is set on both the Trainer and the optimizer: set it on one")
 
     # -- run checkpoints (xpnet/checkpoint.py) ----------------------------------------------
     @classmethod
@@ -114,11 +134,14 @@ class Trainer:
         for i in steps:
             stop = min(i + b, n)  # in-bounds stop: the standard leaves out-of-bounds unspecified
             lo, hi = self.comm.share(i, stop)  # this rank's part of the global batch (all of it alone)
+            if self.schedule_unit == "step":
+                opt.lr = float(self.schedule(opt.t))
+            grads = None
             if hi > lo:
                 idx = index[lo:hi]
-                model.step_loss(xp.take(x, idx, axis=0), xp.take(t, idx, axis=0), value=False)
-            grads = model.backward() if hi > lo else None
-            opt.update(params, self.comm.allreduce_grad(grads, params, model.backend, (hi - lo) / (stop - i)))
+                grads = controls.step_gradients(model, xp.take(x, idx, axis=0), xp.take(t, idx, axis=0), self.gradient)
+            grads = self.comm.allreduce_grad(grads, params, model.backend, (hi - lo) / (stop - i))
+            opt.update(params, clip_by_global_norm(grads, self.clip_norm) if self.clip_norm else grads)
             if bar:
                 bar.tick()
             done += 1
@@ -141,27 +164,51 @@ class Trainer:
         return float(loss + self.optimizer.penalty(self.model.params)), int(correct) / n
 
     # -- the loop --------------------------------------------------------------------------
-    def fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None) -> History:
-        """Train for ``epochs`` and return the :class:`History` (also kept as ``self.history``)."""
-        with ckpt.stop_after_step(self):
-            return self._fit(x_train, t_train, x_test, t_test)
+    def fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None, *, x_val: Any = None,
+            t_val: Any = None, validation_split: float | None = None, patience: int | None = None,
+            restore_best: bool | None = None) -> History:
+        """Train for ``epochs`` and return the :class:`History` (also kept as ``self.history``).
 
-    def _fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None) -> History:
+        Validation data, ``x_val, t_val`` or ``validation_split=f`` (a seeded, stratified fraction of
+        the training data, held out), is evaluated each epoch (``val_acc``, ``val_loss`` columns) and
+        watched by ``patience`` and ``restore_best`` (given here, they override the constructor's).
+        """
+        if patience is not None:
+            self.patience = patience
+        if restore_best is not None:
+            self.restore_best = bool(restore_best)
+        with ckpt.stop_after_step(self):
+            return self._fit(x_train, t_train, x_test, t_test, x_val, t_val, validation_split)
+
+    def _fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None, x_val: Any = None,
+             t_val: Any = None, validation_split: float | None = None) -> History:
         model = self.model
-        x, t = model.check_data(x_train, t_train)  # moved and checked once, never in the step
-        test = model.check_data(x_test, t_test) if x_test is not None else None
+        x, t = model.check_data(x_train, t_train, values=True)  # moved and checked once, never in the step
+        test = model.check_data(x_test, t_test, values=True) if x_test is not None else None
+        if validation_split is not None and x_val is not None:
+            raise ValueError("give validation_split or x_val/t_val, not both")
+        if validation_split is not None:
+            x, t, *val_data = controls.split_validation(model, x, t, validation_split, self.seed)
+            val = tuple(val_data)
+        else:
+            val = model.check_data(x_val, t_val, values=True) if x_val is not None else None
+        keeper = controls.BestWeights()
         self.history = History(config={"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
                                        "optimizer": repr(self.optimizer), "backend": str(model.backend)})
+        self.history.config.update(controls.describe(self, validation_split, val))
         self.stop = False
         if self.verbose:
             print(model.summary(), file=self.out)
         run = ckpt.Run(self, (x, t), test)  # fresh, or where restore() left off (RNGs, history, position)
+        run.keep(keeper)  # the best weights so far travel with the checkpoint
         best, since_best = run.best, run.since_best
         self.comm.check_equal(samples=x.shape[0], parameters=model.n_params(), batch_size=self.batch_size,
                               epochs=self.epochs, test_samples=test[0].shape[0] if test is not None else 0)
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
         for epoch in range(run.epoch + 1, run.last + 1):
             start = time.perf_counter() - run.elapsed
+            if self.schedule_unit == "epoch":
+                self.optimizer.lr = float(self.schedule(epoch - 1))
             steps = self.train_epoch(x, t, run.order(x.shape[0]), run.step)
             run.steps_done(epoch, steps, -(-x.shape[0] // self.batch_size), start)
             self.comm.bcast_data(model.buffers, model.backend)  # BatchNorm statistics: rank 0's, as DDP
@@ -169,16 +216,23 @@ class Trainer:
             test_loss, test_acc = self.evaluate(*test) if test is not None else (None, None)
             record = {"epoch": epoch, "train_acc": train_acc, "train_loss": train_loss,
                       "test_acc": test_acc, "test_loss": test_loss, "seconds": time.perf_counter() - start}
-            for name in ("train_loss", "test_loss"):
-                if record[name] is not None and not math.isfinite(record[name]):
+            if val is not None:
+                record["val_loss"], record["val_acc"] = self.evaluate(*val)
+            if self.schedule is not None:
+                record["lr"] = self.optimizer.lr  # the rate of the epoch's last step
+            for name in ("train_loss", "test_loss", "val_loss"):
+                if record.get(name) is not None and not math.isfinite(record[name]):
                     raise ValueError(
                         f"non-finite {name.replace('_', ' ')} ({record[name]}) at epoch {epoch}: the learning "
-                        f"rate may be too high, or the data holds NaN/inf"
+                        f"rate may be too high, the data holds NaN/inf, or labels lie outside [0, classes - 1] "
+                        f"(on a device backend an out-of-range label makes the loss NaN instead of raising)"
                     )
             self.history.append(record)
             if self.verbose:
                 print(format_epoch(record), file=self.out, flush=True)
-            watched = test_loss if test_loss is not None else train_loss
+            watched = record["val_loss"] if val is not None else test_loss if test_loss is not None else train_loss
+            if self.restore_best:
+                keeper.update(model, watched, epoch)
             if watched < best:
                 best, since_best = watched, 0
             else:
@@ -190,6 +244,11 @@ class Trainer:
             run.end_epoch(epoch, best, since_best, done=stop or epoch == self.epochs)
             if stop:
                 break
+        if self.restore_best and keeper.epoch is not None:
+            keeper.restore(model)
+            if self.verbose:
+                print(f"restored the weights of epoch {keeper.epoch} (lowest {'validation' if val else 'watched'} "
+                      f"loss {keeper.loss:.4f})", file=self.out)
         return self.history
 
 
@@ -198,6 +257,10 @@ def format_epoch(r: dict[str, Any]) -> str:
     line = f"epoch {r['epoch']:3d} | train acc {100 * r['train_acc']:6.2f} | train loss {r['train_loss']:.4f}"
     if r.get("test_acc") is not None:
         line += f" | test acc {100 * r['test_acc']:6.2f} | test loss {r['test_loss']:.4f}"
+    if r.get("val_acc") is not None:
+        line += f" | val acc {100 * r['val_acc']:6.2f} | val loss {r['val_loss']:.4f}"
+    if r.get("lr") is not None:
+        line += f" | lr {r['lr']:.4g}"
     return line + f" | {r['seconds']:.2f} s"
 
 

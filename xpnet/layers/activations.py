@@ -42,15 +42,30 @@ def sigmoid(xp: Any, x: Any) -> Any:
 
 def softplus(xp: Any, x: Any) -> Any:
     """``log(1+e^x)`` without overflow: ``max(x, 0) + log1p(e^-|x|)``."""
-    return xp.clip(x, min=0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))  # not clip: CuPy's compat clip syncs
 
 
 class ReLU(Activation):
-    """``max(x, 0)``; slope is the 0/1 mask in x's dtype (a multiply, cheaper than ``where``)."""
+    """``max(x, 0)`` computed as ``x·[x > 0]``; ``dx = dout·[y > 0]``.
+
+    Only the output ``y`` is kept (no separate mask): the slope is recomputed from it in backward.
+    ``x·astype(x > 0)`` measured faster than ``maximum(x, 0)`` on NumPy (0.45 vs 0.64 ms for 100×30×24×24
+    float32) and ``where`` far slower still, so both directions are one compare, one cast, one multiply.
+    """
 
     def fn(self, x, train):
         mask = self.xp.astype(x > 0, x.dtype)
         return x * mask, mask
+
+    def forward(self, x: Any, train: bool = True) -> Any:
+        y = x * self.xp.astype(x > 0, x.dtype)
+        self.slope = y if train else None  # the output stands in for the mask
+        return y
+
+    def backward(self, dout: Any) -> Any:
+        if self.slope is None:
+            raise RuntimeError(f"layer {self.name}: backward() needs a forward pass with train=True first")
+        return dout * self.xp.astype(self.slope > 0, dout.dtype)
 
 
 class LeakyReLU(Activation):
@@ -73,7 +88,7 @@ class ReLU6(Activation):
 
     def fn(self, x, train):
         xp = self.xp
-        return xp.clip(x, 0.0, 6.0), (xp.astype((x > 0) & (x < 6), x.dtype) if train else None)
+        return xp.minimum(xp.maximum(x, 0.0), 6.0), (xp.astype((x > 0) & (x < 6), x.dtype) if train else None)
 
 
 class Sigmoid(Activation):
@@ -145,7 +160,7 @@ class TanhExp(Activation):
 
     def fn(self, x, train):
         xp = self.xp
-        e = xp.exp(xp.clip(x, max=10.0))
+        e = xp.exp(xp.minimum(x, 10.0))  # not clip: CuPy's compat clip syncs
         t = xp.tanh(e)
         y = x * t
         return y, (t + x * ((1.0 - t * t) * e) if train else None)  # (1-t²)·e first: 0 before x·e overflows

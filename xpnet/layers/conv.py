@@ -7,7 +7,7 @@ from typing import Any
 
 from ..ops import Ones, column_sums
 from .base import Layer, init_weight, zeros
-from .im2col import col2im, im2col, out_size
+from .im2col import accumulate, im2col, out_size, output_hw
 
 
 def pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -15,10 +15,14 @@ def pair(v: int | tuple[int, int]) -> tuple[int, int]:
 
 
 class Convolution(Layer):
-    """2-D convolution: ``Y = im2col(X)·W_colᵀ + b`` with ``W`` of shape ``(FN, C, KH, KW)``.
+    """2-D convolution: ``Y_n = W_col·col_n + b`` with ``W`` of shape ``(FN, C, KH, KW)``, ``W_col`` its
+    ``(FN, C·KH·KW)`` reshape and ``col_n = im2col(X)_n`` of shape ``(C·KH·KW, OH·OW)``.
 
-    Backward: ``dW = dYᵀ·col``, ``db = Σ dY``, ``dX = col2im(dY·W_col)``. Kernels may be
-    non-square (``kernel_size=(3, 5)``); ``init`` as :class:`Affine` with fan-in ``C·KH·KW``.
+    Backward: ``dW = Σ_n dY_n·col_nᵀ``, ``db = Σ dY``, and ``dX`` routed per kernel position k as
+    ``W_kᵀ·dY`` slice-added at k's windows (no ``(N, C·KH·KW, OH·OW)`` column gradient is built).
+    A training forward fills a workspace reused from step to step (released by :meth:`clear`); an
+    evaluation forward (``train=False``) keeps nothing. Kernels may be non-square (``kernel_size=(3, 5)``);
+    ``init`` as :class:`Affine` with fan-in ``C·KH·KW``.
     """
 
     param_names = ("W", "b")
@@ -34,7 +38,8 @@ class Convolution(Layer):
         fan_in = self.in_channels * kh * kw
         self.W = init_weight(self.backend, (self.out_channels, self.in_channels, kh, kw), fan_in, init)
         self.b = zeros(self.backend, (self.out_channels,))
-        self.ones = Ones()  # for db = ones·dY
+        self.ones, self.ones_pixels = Ones(), Ones()  # for db = ones_N·(dY·ones_P)
+        self.workspace: Any = None
         self.clear()
 
     def config(self) -> dict[str, Any]:
@@ -50,30 +55,48 @@ class Convolution(Layer):
             raise self._mismatch(f"(N, {self.in_channels}, H >= {kh - 2 * p}, W >= {kw - 2 * p})", ("N", *shape))
         return (self.out_channels, oh, ow)
 
+    def _workspace(self, x: Any, oh: int, ow: int) -> Any:
+        """The ``(N, C, KH·KW, OH, OW)`` column buffer, reused while the batch shape, dtype and device stay."""
+        shape = (x.shape[0], self.in_channels, self.kernel_size[0] * self.kernel_size[1], oh, ow)
+        ws = self.workspace
+        if ws is None or tuple(ws.shape) != shape or ws.dtype != x.dtype or not self.backend.owns(ws):
+            self.workspace = ws = None  # free the old one before allocating
+            ws = self.workspace = self.xp.empty(shape, dtype=x.dtype, device=x.device)
+        return ws
+
     def forward(self, x: Any, train: bool = True) -> Any:
         xp = self.xp
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise self._mismatch(f"(N, {self.in_channels}, H, W)", tuple(x.shape))
-        kh, kw = self.kernel_size
-        col, oh, ow = im2col(xp, x, kh, kw, self.stride, self.pad)
-        w_col = xp.reshape(self.W, (self.out_channels, -1))
-        out = col @ xp.matrix_transpose(w_col)
-        out += self.b
-        self.x_shape, self.col, self.w_col = tuple(x.shape), col, w_col
-        return xp.permute_dims(xp.reshape(out, (x.shape[0], oh, ow, self.out_channels)), (0, 3, 1, 2))
+        (kh, kw), s, p = self.kernel_size, self.stride, self.pad
+        oh, ow = output_hw(x.shape[2], x.shape[3], kh, kw, s, p)
+        col, _, _ = im2col(xp, x, kh, kw, s, p, out=self._workspace(x, oh, ow) if train else None)
+        out = xp.reshape(self.W, (self.out_channels, -1)) @ col  # (N, FN, OH·OW): NCHW, no transpose
+        out += xp.reshape(self.b, (-1, 1))
+        self.col, self.x_shape = (col, tuple(x.shape)) if train else (None, ())
+        return xp.reshape(out, (x.shape[0], self.out_channels, oh, ow))
 
     def backward(self, dout: Any) -> Any:
-        xp = self.xp
-        dout = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (-1, self.out_channels))
-        self.db = column_sums(self.backend, self.ones, dout)
-        self.dW = xp.reshape(xp.matrix_transpose(dout) @ self.col, self.W.shape)
+        xp, col = self.xp, self.col
+        if col is None:
+            raise RuntimeError(f"layer {self.name}: backward() needs a forward pass with train=True first")
+        n, fn = dout.shape[0], self.out_channels
+        dy = xp.reshape(dout, (n, fn, -1))  # (N, FN, OH·OW)
+        self.dW = self.db = None  # free last step's gradients first
+        per_image = xp.reshape(dy @ xp.matrix_transpose(col), (n, -1))  # dY_n·col_nᵀ, (N, FN·C·KH·KW)
+        self.dW = xp.reshape(column_sums(self.backend, self.ones, per_image), self.W.shape)
+        self.db = column_sums(self.backend, self.ones, dy @ self.ones_pixels.get(self.backend, dy.shape[2], dy.dtype))
         if not self.input_grad:
             return None
-        kh, kw = self.kernel_size
-        return col2im(xp, dout @ self.w_col, self.x_shape, kh, kw, self.stride, self.pad)
+        (kh, kw), c = self.kernel_size, self.in_channels
+        # W_kᵀ for every kernel position k as row blocks of one contiguous (KH·KW·C, FN) matrix (the reshape copies)
+        w_k = xp.reshape(xp.permute_dims(xp.reshape(self.W, (fn, c, kh * kw)), (2, 1, 0)), (kh * kw * c, fn))
+        oh, ow = dout.shape[2], dout.shape[3]
+        return accumulate(xp, lambda k: xp.reshape(w_k[k * c : (k + 1) * c, :] @ dy, (n, c, oh, ow)), self.x_shape, kh, kw,
+                          self.stride, self.pad, dout.dtype, dout.device)
 
     def clear(self) -> None:
-        self.col = self.w_col = None
+        self.col, self.workspace = None, None
 
 
 class Flatten(Layer):

@@ -1,13 +1,17 @@
-"""im2col / col2im (the book's ch. 7) with strided slices only: a convolution becomes one matrix product.
+"""im2col / col2im (the book's ch. 7) with strided slices only: a convolution becomes one batched matrix product.
 
-Python loops run over the kernel window only (kh·kw slices), never over the batch or the output
-pixels. Columns are laid out channels-last, ``(N·OH·OW, C·KH·KW)`` with C outermost, so both
-directions are a single stack / a few slice-adds and a reshape. No scatter: col2im accumulates
-overlapping windows with slice assignment ``dx[s] = dx[s] + piece``.
+Layout (transpose-free): the KH·KW shifted views of the padded input are stacked on **axis 2**,
+``(N, C, KH·KW, OH, OW)``, which reshapes without a copy to ``(N, C·KH·KW, OH·OW)`` with C outermost
+(matching ``W.reshape(FN, C·KH·KW)``). ``W_col @ col`` is then one batched matmul that yields
+``(N, FN, OH·OW)`` = NCHW directly: no transposed copy of the columns or of the output.
+
+Python loops run over the kernel window only (KH·KW slices), never over the batch or the output
+pixels. No scatter: col2im accumulates overlapping windows with in-place slice adds ``dx[s] += piece``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -22,32 +26,63 @@ def window(start: int, count: int, stride: int) -> slice:
     return slice(start, start + stride * (count - 1) + 1, stride)
 
 
-def im2col(xp: Any, x: Any, kh: int, kw: int, stride: int, pad: int) -> tuple[Any, int, int]:
-    """``(N, C, H, W)`` → ``(N·OH·OW, C·KH·KW)`` columns, and ``OH, OW``."""
-    n, c, h, w = x.shape
+def output_hw(h: int, w: int, kh: int, kw: int, stride: int, pad: int) -> tuple[int, int]:
+    """``(OH, OW)`` of a ``kh×kw`` window; a clear error where it does not fit."""
     oh, ow = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
     if oh < 1 or ow < 1:
         raise ValueError(f"a {kh}x{kw} window with stride {stride}, pad {pad} does not fit a {h}x{w} input")
-    xt = xp.permute_dims(x, (0, 2, 3, 1))  # NHWC
-    if pad:
-        padded = xp.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype, device=x.device)
-        padded[:, pad : pad + h, pad : pad + w, :] = xt
-        xt = padded
-    pieces = [xt[:, window(i, oh, stride), window(j, ow, stride), :] for i in range(kh) for j in range(kw)]
-    col = xp.stack(pieces, axis=-1)  # (N, OH, OW, C, KH·KW)
-    return xp.reshape(col, (n * oh * ow, c * kh * kw)), oh, ow
+    return oh, ow
+
+
+def pad_nchw(xp: Any, x: Any, pad: int) -> Any:
+    """``x`` with ``pad`` zeros around its last two axes (``x`` itself when ``pad == 0``)."""
+    if not pad:
+        return x
+    n, c, h, w = x.shape
+    padded = xp.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device)
+    padded[:, :, pad : pad + h, pad : pad + w] = x
+    return padded
+
+
+def regions(kh: int, kw: int, oh: int, ow: int, stride: int) -> list[tuple[slice, ...]]:
+    """For each kernel position (row-major), the NCHW slice of the padded input it sees in every window."""
+    return [(slice(None), slice(None), window(i, oh, stride), window(j, ow, stride)) for i in range(kh) for j in range(kw)]
+
+
+def im2col(xp: Any, x: Any, kh: int, kw: int, stride: int, pad: int, out: Any = None) -> tuple[Any, int, int]:
+    """``(N, C, H, W)`` → columns ``(N, C·KH·KW, OH·OW)``, and ``OH, OW``.
+
+    ``out``: an optional ``(N, C, KH·KW, OH, OW)`` workspace of x's dtype and device, filled in place
+    (reusing it saves a fresh allocation, and its page faults, per call); by default a new stack.
+    """
+    n, c, h, w = x.shape
+    oh, ow = output_hw(h, w, kh, kw, stride, pad)
+    xpad = pad_nchw(xp, x, pad)
+    views = [xpad[r] for r in regions(kh, kw, oh, ow, stride)]
+    if out is None:
+        out = xp.stack(views, axis=2)
+    else:
+        for k, v in enumerate(views):
+            out[:, :, k, ...] = v
+    return xp.reshape(out, (n, c * kh * kw, oh * ow)), oh, ow
+
+
+def accumulate(xp: Any, piece: Callable[[int], Any], shape: tuple[int, ...], kh: int, kw: int, stride: int, pad: int,
+               dtype: Any, device: Any) -> Any:
+    """``Σ_k`` of ``piece(k)`` (an ``(N, C, OH, OW)`` array per kernel position k) slice-added into a zero
+    ``(N, C, H, W)`` image at that position's windows — the routing shared by col2im and the convolution's dX."""
+    n, c, h, w = shape
+    oh, ow = output_hw(h, w, kh, kw, stride, pad)
+    dx = xp.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=dtype, device=device)
+    for k, region in enumerate(regions(kh, kw, oh, ow, stride)):
+        dx[region] += piece(k)
+    return dx[:, :, pad : pad + h, pad : pad + w] if pad else dx
 
 
 def col2im(xp: Any, col: Any, shape: tuple[int, ...], kh: int, kw: int, stride: int, pad: int) -> Any:
-    """The adjoint of :func:`im2col`: columns back to ``(N, C, H, W)``, overlapping windows summed."""
+    """The adjoint of :func:`im2col`: columns ``(N, C·KH·KW, OH·OW)`` back to ``(N, C, H, W)``, overlapping
+    windows summed."""
     n, c, h, w = shape
-    oh, ow = out_size(h, kh, stride, pad), out_size(w, kw, stride, pad)
-    col = xp.reshape(col, (n, oh, ow, c, kh * kw))
-    dx = xp.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=col.dtype, device=col.device)
-    for i in range(kh):
-        for j in range(kw):
-            region = (slice(None), window(i, oh, stride), window(j, ow, stride), slice(None))
-            dx[region] = dx[region] + col[..., i * kw + j]
-    if pad:
-        dx = dx[:, pad : pad + h, pad : pad + w, :]
-    return xp.permute_dims(dx, (0, 3, 1, 2))
+    oh, ow = output_hw(h, w, kh, kw, stride, pad)
+    col = xp.reshape(col, (n, c, kh * kw, oh, ow))
+    return accumulate(xp, lambda k: col[:, :, k, ...], shape, kh, kw, stride, pad, col.dtype, col.device)

@@ -64,7 +64,7 @@ class _Pool(Layer):
 
     def backward(self, dout: Any) -> Any:
         xp, p = self.xp, self.pad
-        n, c, h, w = self.x_shape
+        _, _, h, w = self.x_shape
         overlapping = self.stride < max(self.size)
         (ph, pw), s = self.size, self.stride
         tiled = not p and (s, s) == (ph, pw) and h % ph == 0 and w % pw == 0  # every element written once
@@ -84,29 +84,38 @@ class _Pool(Layer):
 
 
 class Pooling(_Pool):
-    """Max pooling (the book's ``Pooling``): each window's gradient goes to its first maximum."""
+    """Max pooling (the book's ``Pooling``): each window's gradient goes to its first maximum.
+
+    The argmax mask is cheap: a running maximum over the window positions k = 0, 1, ... keeps one
+    boolean per position, ``took_k = piece_k > running max`` (strictly: ties stay with the earlier
+    position). The winner is the last k that took the lead, so backward peels the gradient off from
+    the last position down: ``share_k = rest·took_k``, ``rest -= share_k``, and position 0 gets the rest.
+    Forward costs two passes per position, and only 1-byte masks are kept.
+    """
 
     def combine(self, pieces, train):
         xp = self.xp
-        out = pieces[0]
+        out, took = pieces[0], []
         for piece in pieces[1:]:
+            if train:
+                took.append(piece > out)
             out = xp.maximum(out, piece)
-        if train:  # one 0/1 mask per window position, marking the first maximum only (ties: once)
-            masks, taken = [], None
-            for piece in pieces:
-                hit = piece == out if taken is None else (piece == out) & ~taken
-                taken = hit if taken is None else taken | hit
-                masks.append(xp.astype(hit, out.dtype))
-            self.masks = masks
+        self.took = took if train else None
         return out
 
     def route(self, dout):
-        if self.masks is None:
+        if self.took is None:
             raise RuntimeError(f"layer {self.name}: backward() needs a forward pass with train=True first")
-        return [dout * m for m in self.masks]
+        xp, rest, shares = self.xp, dout, []
+        for took in reversed(self.took):
+            share = rest * xp.astype(took, dout.dtype)
+            rest = rest - share
+            shares.append(share)
+        shares.append(rest)
+        return shares[::-1]
 
     def clear(self):
-        self.masks = None
+        self.took = None
 
 
 class AvgPooling(_Pool):

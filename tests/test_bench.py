@@ -1,0 +1,100 @@
+"""``xpnet bench`` internals: the CNN steps, the GEMM bound's products, kernels, memory, BLAS report.
+
+Correctness only (never timing). Parts that need PyTorch skip without it (the README's test command
+installs no torch)."""
+
+import json
+
+import pytest
+
+import xpnet
+from xpnet import bench
+from xpnet.cli import main
+
+
+def test_gemm_products_follow_the_layers():
+    """SimpleConvNet: conv (fwd, dW; no dX for layer 0), then two Affines (fwd, dW, dX)."""
+    xpnet.set_backend("numpy")
+    prods = bench.gemm_products(xpnet.models.simple_cnn(), 100)
+    assert prods[:2] == [((30, 25), (100, 25, 576), False), ((100, 30, 576), (100, 25, 576), True)]
+    assert len(prods) == 2 + 3 + 3
+    assert prods[2] == ((100, 4320), (4320, 100), False)
+    mlp = bench.gemm_products(xpnet.models.mlp((8, 4, 2)), 5)
+    assert mlp == [((5, 8), (8, 4), False), ((8, 5), (5, 4), False), ((5, 4), (4, 2), False), ((4, 5), (5, 2), False),
+                   ((5, 2), (4, 2), True)]
+
+
+@pytest.mark.parametrize("network", ["tinycnn", "tiny"])
+def test_steps_run_on_numpy(network):
+    sizes, batch = bench.NETWORKS[network]
+    backend = xpnet.set_backend("numpy")
+    bench.xpnet_step(backend, sizes, batch)()
+    bench.gemm_step(backend, sizes, batch)()
+
+
+def test_peak_memory_reports_mib():
+    backend = xpnet.set_backend("numpy")
+    mem = bench.peak_memory(bench.xpnet_step(backend, *bench.NETWORKS["tinycnn"]), backend)
+    assert mem["tracemalloc_mib"] is not None and mem["tracemalloc_mib"] > 0
+    assert mem["rss_peak_mib"] is None or mem["rss_peak_mib"] >= 0
+
+
+def test_blas_report_warns_about_a_pinned_kernel(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    lines = bench.describe_blas(bench.blas_info())
+    assert lines[0].startswith("BLAS:") and any("WARNING" in x and "OPENBLAS_CORETYPE=Haswell" in x for x in lines)
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    assert not any("WARNING" in x for x in bench.describe_blas(bench.blas_info()))
+
+
+def test_busy_machine_and_missing_peer_are_reported(monkeypatch):
+    rows = [{"network": "a", "busy": True, "peer_missing": "PyTorch is not installed (pip install torch): no peer column"},
+            {"network": "b", "busy": False}]
+    notes = bench._notes(rows)
+    assert notes[0].startswith("PyTorch is not installed") and "busy" in notes[1] and "a" in notes[1]
+    table = bench.format_rows([{"backend": "numpy", "network": "n", "batch": 1, "xpnet_ms": 1.0, "xpnet_ms_median": 2.0,
+                                "xpnet_ms_max": 3.0, "gemm_ms": 0.5, "gemm_ms_median": 0.6, "gemm_ms_max": 0.7,
+                                "xpnet/gemm": 2.0}])
+    assert "1.000 / 2.000 / 3.000" in table and "| – |" in table.replace("  ", " ").replace("  ", " ") or "–" in table
+
+
+def test_peer_missing_without_torch(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_torch(name, *a, **k):
+        if name == "torch":
+            raise ImportError("no torch here")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    backend = xpnet.set_backend("numpy")
+    assert "not installed" in bench.peer_missing(backend)
+    assert bench._torch_device(backend) is None
+
+
+def test_bench_cnn_and_kernels_cli(capsys, tmp_path):
+    argv = ["bench", "--backend", "numpy", "--network", "tinycnn", "--rounds", "1", "--min-time", "0.005",
+            "--kernels", "--quick", "--no-numgrad", "--json", str(tmp_path / "b.json")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "GEMM bound" in out and "per-layer kernels" in out
+    result = json.loads((tmp_path / "b.json").read_text())
+    kernels = {k["kernel"] for k in result["kernels"]}
+    assert {"simple-conv forward", "deep-conv2 backward", "relu forward", "pool 2x2 backward"} <= kernels
+    assert result["blas"]["blas"] and "command" in result
+
+
+def test_bench_rejects_unknown_network():
+    with pytest.raises(SystemExit):
+        main(["bench", "--backend", "numpy", "--network", "huge"])
+
+
+def test_torch_peer_cnns_match_xpnet_shapes():
+    torch = pytest.importorskip("torch", reason="the PyTorch peer needs torch")
+    for name in ("SimpleConvNet", "DeepConvNet", "TinyConvNet"):
+        x, _ = bench._data(name, 2)
+        assert tuple(bench.torch_model(name)(torch.from_numpy(x)).shape) == (2, 10)
+    bench.torch_step("cpu", "TinyConvNet", 4)()
