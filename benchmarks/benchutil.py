@@ -12,7 +12,7 @@ def big(backend, full: int, strict: int) -> int:
     """A size: ``full`` normally, ``strict`` on array_api_strict (slow by design), tiny in quick mode."""
     if QUICK:
         return max(2, min(full, strict) // 8)
-    return strict if backend.name == "array_api_strict" else full
+    return strict if backend.checker else full
 
 
 def synced(backend, f):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from xptest import CPU_BACKENDS, DEVICE_BACKENDS, backend_device_combinations
 
 import xpnet
-from xpnet.backend import BACKEND_NAMES, BackendUnavailableError
-from xptest import CPU_BACKENDS
+from xpnet.backends import BackendUnavailableError
 
 
 @pytest.fixture(autouse=True)
@@ -21,17 +21,23 @@ def _restore_global_state():
     xpnet.set_default_dtype("float32")
 
 
-def _activate(name: str):
-    name, _, device = name.partition(":")
+def _activate(spec: str):
     try:
-        return xpnet.set_backend(name, device=device or None)
+        return xpnet.set_backend(spec)
     except BackendUnavailableError as e:  # e.g. no CUDA device on this machine
-        pytest.skip(f"backend {name} unavailable here: {e}")
+        pytest.skip(f"backend {spec} unavailable here: {e}")
 
 
-@pytest.fixture(params=[*BACKEND_NAMES, "torch:cuda"])
+@pytest.fixture(params=backend_device_combinations(values=True))
 def backend(request):
-    """Activates each backend in turn, torch on CUDA too (skipped, with the reason, where it cannot run)."""
+    """Activates each backend and device whose arrays hold values in turn: the host libraries, strict's
+    emulated ``device1``, CuPy and torch on CUDA (skipped, with the reason, where they cannot run)."""
+    return _activate(request.param)
+
+
+@pytest.fixture(params=DEVICE_BACKENDS)
+def device_backend(request):
+    """Each off-host device: strict ``device1`` and torch ``meta`` (emulated, here), CuPy and torch CUDA."""
     return _activate(request.param)
 
 

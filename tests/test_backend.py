@@ -148,3 +148,111 @@ def test_torch_missing_is_a_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails like a missing package
     with pytest.raises(xpnet.BackendUnavailableError, match=r'pip install "xpnet\[torch\]"'):
         xpnet.set_backend("torch")
+
+
+@pytest.mark.parametrize(
+    "spec, device_text",
+    [("array_api_strict:device1", "device1"), ("array_api_strict:CPU_DEVICE", "CPU_DEVICE"),
+     ("torch:meta", "meta"), ("torch:cpu", "cpu")],
+)
+def test_devices_are_honoured(spec, device_text):
+    name = spec.partition(":")[0]
+    pytest.importorskip(name, reason=f"{name} not installed")
+    b = xpnet.set_backend(spec)
+    assert device_text in str(b.device)
+    layer = xpnet.layers.Affine(3, 2)
+    assert b.owns(layer.W) and device_text in str(layer.W.device)
+    assert b.owns(xpnet.asarray(np.ones(2)))
+    assert xpnet.set_backend(name, device=device_text) == b
+
+
+@pytest.mark.parametrize(
+    "name, device",
+    [("numpy", "cuda:0"), ("array_api_strict", "device3"), ("array_api_strict", "cpu"), ("torch", "gpu"),
+     ("torch", "cuda:x"), ("torch", 3.5), ("cupy", "x"), ("cupy", -1)],
+)
+def test_unknown_device_lists_the_valid_ones_and_keeps_the_previous_backend(name, device):
+    xpnet.set_backend("array_api_strict", device="device1")
+    previous = xpnet.get_backend()
+    forms = xpnet.backends.ADAPTERS[name].device_forms
+    with pytest.raises(ValueError, match=f"unknown device {device!r} for backend {name!r}.*valid devices"):
+        xpnet.set_backend(name, device=device)
+    assert forms and xpnet.get_backend() is previous
+
+
+def test_spec_and_device_given_twice_is_an_error():
+    with pytest.raises(ValueError, match="give one"):
+        xpnet.set_backend("array_api_strict:device1", device="device2")
+
+
+@pytest.mark.parametrize("spec, expected", [("array_api_strict:device1", "array_api_strict device1"),
+                                            ("torch:meta", "torch meta")])
+def test_env_var_takes_a_device(spec, expected):
+    pytest.importorskip(spec.partition(":")[0], reason="library not installed")
+    code = "import xpnet; b = xpnet.get_backend(); print(b.name, str(b.device).split(\"'\")[-2] if \"'\" in str(b.device) else b.device)"
+    env = dict(os.environ, XPNET_BACKEND=spec)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
+
+
+def test_asarray_places_on_a_device():
+    xpnet.set_backend("array_api_strict")
+    a = xpnet.asarray([1.0, 2.0], device="device1")
+    assert "device1" in str(a.device) and a.dtype == xpnet.get_backend().xp.float32
+    assert xpnet.get_backend().owns(xpnet.asarray([1.0]))  # the backend's own device by default
+    with pytest.raises(ValueError, match="unknown device"):
+        xpnet.asarray([1.0], device="device9")
+
+
+def test_host_data_enters_a_device_but_device_arrays_never_mix_implicitly():
+    strict = pytest.importorskip("array_api_strict")
+    with xpnet.use_backend("array_api_strict"):
+        on_device1 = xpnet.asarray(np.ones((2, 4)), device="device1")
+    model = xpnet.models.mlp([4, 3])
+    with pytest.raises(TypeError, match="array_api_strict array on device"):
+        model.predict(on_device1)
+    cpu = strict.asarray(np.ones((2, 4)))  # strict's CPU device is host memory: converted
+    assert model.predict(cpu).shape == (2, 3)
+    np.testing.assert_array_equal(xpnet.to_numpy(on_device1), np.ones((2, 4)))  # explicit transfer home
+
+
+def test_seed_also_seeds_libraries_imported_later():
+    code = (
+        "import sys, xpnet\n"
+        "xpnet.seed(5)\n"
+        "assert 'torch' not in sys.modules\n"
+        "b = xpnet.set_backend('torch')\n"
+        "import torch\n"
+        "a = b.uniform((4,), torch.float32)\n"
+        "xpnet.set_backend('torch')\n"  # loading again does not reseed: the stream goes on
+        "c = b.uniform((4,), torch.float32)\n"
+        "torch.manual_seed(5)\n"
+        "print(torch.equal(a, torch.rand(4)), torch.equal(c, torch.rand(4)))\n"
+    )
+    pytest.importorskip("torch", reason="torch not installed")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
+
+
+def test_loading_data_or_a_checkpoint_switches_nothing(tmp_path):
+    pytest.importorskip("array_api_strict")
+    model = xpnet.models.mlp([4, 3])
+    model.save(tmp_path / "m.npz")
+    active = xpnet.set_backend("array_api_strict", device="device1")
+    xpnet.datasets.load_digits()
+    loaded = xpnet.load(tmp_path / "m.npz", backend="numpy")
+    assert loaded.backend.name == "numpy" and xpnet.get_backend() is active
+    here = xpnet.load(tmp_path / "m.npz")  # default: the active backend and device
+    assert here.backend == active and active.owns(here.params["0.W"])
+    assert xpnet.get_backend() is active
+
+
+def test_adapters_share_one_interface():
+    for name, cls in xpnet.backends.ADAPTERS.items():
+        assert issubclass(cls, xpnet.Backend) and cls.name == name and cls.device_forms
+    b = xpnet.get_backend()
+    b.synchronize()
+    b.free_memory()  # no-ops on the host
+    with b.forbid_sync():
+        pass
+    assert b.host_memory and b.has_data and not b.is_gpu and b.peer_torch_device() == "cpu"

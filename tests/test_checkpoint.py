@@ -268,3 +268,30 @@ def test_mpi_rank_0_writes_and_every_rank_resumes_exactly(tmp_path):
     with np.load(tmp_path / "resumed.npz") as a, np.load(tmp_path / "straight.npz") as b:
         for k in b.files:
             assert np.array_equal(a[k], b[k]), k
+
+
+def test_controls_resume_exactly(digits, tmp_path):
+    """A schedule (joined), clipping, a validation split with patience and restore_best: from_checkpoint
+    rebuilds them, the best weights so far included, and 2 + 2 epochs equal 4."""
+    from xpnet import schedules
+
+    (x, t), (xt, tt) = digits
+    jump = schedules.Join((schedules.Constant(0.05), schedules.Constant(0.3)), (2,))  # epochs 3-4 get worse
+    options = dict(schedule=jump, clip_norm=0.5, restore_best=True)
+    fit = dict(validation_split=0.2, patience=10)
+    straight = trainer(4, **options)
+    val = straight.fit(x, t, xt, tt, **fit)["val_loss"]
+    assert min(val) == val[1]  # the best epoch is before the checkpoint: only a saved copy can restore it
+    path = tmp_path / "run.ckpt"
+    first = trainer(2, checkpoint=path, **options)
+    first.fit(x, t, xt, tt, **fit)
+    resumed = xpnet.Trainer.from_checkpoint(path, epochs=4, verbose=False)
+    assert resumed.schedule == options["schedule"] and resumed.clip_norm == 0.5 and resumed.restore_best
+    resumed.fit(x, t, xt, tt, **fit)
+    assert_same_run(straight, resumed)
+    custom = trainer(1, checkpoint=tmp_path / "custom.ckpt", schedule=lambda n: 0.01)
+    custom.fit(x, t)
+    with pytest.raises(ValueError, match="pass it again"):
+        xpnet.Trainer.from_checkpoint(tmp_path / "custom.ckpt")
+    assert len(xpnet.Trainer.from_checkpoint(tmp_path / "custom.ckpt", schedule=lambda n: 0.01, epochs=2,
+                                             verbose=False).fit(x, t)) == 2

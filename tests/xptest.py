@@ -8,6 +8,20 @@ import numpy as np
 import xpnet
 
 CPU_BACKENDS = ("numpy", "torch", "array_api_strict")
+"""Backends whose arrays live in host memory (reading a value is free)."""
+
+DEVICE_BACKENDS = ("array_api_strict:device1", "torch:meta", "cupy", "torch:cuda")
+"""Off-host devices, as ``name:device``: two emulated (strict ``device1`` refuses to mix with the CPU
+device or to convert implicitly to NumPy; torch ``meta`` holds no data, so every host read raises) and
+the real CUDA ones (skipped, with the reason, where no GPU answers)."""
+
+
+def backend_device_combinations(values: bool = True) -> tuple[str, ...]:
+    """Every ``name[:device]`` a test should run on (scikit-learn's
+    ``yield_namespace_device_dtype_combinations``): the host backends and the off-host devices;
+    with ``values=True`` only those whose arrays hold values (torch ``meta`` holds none)."""
+    devices = [d for d in DEVICE_BACKENDS if not (values and d == "torch:meta")]
+    return ("numpy", "torch", "array_api_strict", *devices)
 
 
 def host(x):

@@ -2,7 +2,7 @@
 running unchanged on NumPy, CuPy, PyTorch and array-api-strict."""
 
 from . import checkpoint, datasets, distributed, layers, losses, models, optimizers, schedules
-from .backend import (
+from .backends import (
     Backend,
     BackendUnavailableError,
     asarray,

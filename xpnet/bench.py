@@ -230,14 +230,10 @@ def interleaved(candidates: dict[str, Callable[[], None]], rounds: int = 7, min_
 def _torch_device(backend: B.Backend) -> str | None:
     """The torch device matching a backend's device, or None where PyTorch cannot run there."""
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
         return None
-    if backend.name == "torch":
-        return str(backend.device)
-    if backend.name == "cupy":
-        return f"cuda:{backend.device.id}" if torch.cuda.is_available() else None
-    return "cpu"
+    return backend.peer_torch_device()
 
 
 def peer_missing(backend: B.Backend) -> str | None:
@@ -278,7 +274,7 @@ def peak_memory(step: Callable[[], None], backend: B.Backend, traced: bool = Tru
     step()
     gc.collect()
     result: dict[str, float | None] = {"tracemalloc_mib": None, "rss_peak_mib": None}
-    if traced and backend.name in ("numpy", "array_api_strict"):
+    if traced and backend.numpy_allocator:
         for layer in getattr(getattr(step, "model", None), "layers", []):
             layer.clear()
         gc.collect()
@@ -460,10 +456,7 @@ def bench_kernels(backend: B.Backend, rounds: int, min_time: float, dtype: str =
 
 def _free_memory(backend: B.Backend) -> None:
     """Return cached device memory between benchmarks (CuPy's pool, torch's caching allocator)."""
-    if backend.name == "cupy":
-        backend._lib.get_default_memory_pool().free_all_blocks()
-    elif backend.name == "torch" and getattr(backend.device, "type", "cpu") == "cuda":
-        backend._lib.cuda.empty_cache()
+    backend.free_memory()
 
 
 def numgrad_vs_backprop(hidden: int = 50, batch: int = 100) -> dict[str, float]:
@@ -542,7 +535,7 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--backend", default=None, help="comma-separated backends (default: all available but array_api_strict)")
     p.add_argument("--device", default=None, help="device for cupy/torch (e.g. 0 or cuda:0)")
     p.add_argument("--network", default=None,
@@ -550,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                    + " (default: small,large,simplecnn,deepcnn)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (min / median / max reported; default 7)")
     p.add_argument("--min-time", type=float, default=None, help="seconds per candidate per round (default 0.2)")
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--dtype", default="float32", help="float32 | float64 (default float32)")
     p.add_argument("--kernels", action="store_true", help="also time the CNN layers' kernels (conv, pool, ReLU) vs PyTorch")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement of each step")
     p.add_argument("--no-numgrad", action="store_true", help="skip the numerical-gradient headline")
@@ -565,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     args.min_time = args.min_time if args.min_time is not None else quick[2]
     if args.rounds < 1 or args.min_time <= 0:
         p.error(f"--rounds must be >= 1 and --min-time > 0, got {args.rounds} and {args.min_time}")
-    names = args.backend.split(",") if args.backend else [b for b in B.available_backends() if b != "array_api_strict"]
+    names = args.backend.split(",") if args.backend else [b for b in B.available_backends() if not B.ADAPTERS[b].checker]
     networks = args.network.split(",")
     for n in networks:
         if n not in NETWORKS:

@@ -189,13 +189,13 @@ class MPICommunicator(Communicator):
         if self.device_buffers or not backend.is_gpu:
             if self.device_buffers and backend.is_gpu:
                 backend.synchronize()  # MPI reads device memory outside the compute stream
-            if backend.name != "array_api_strict":
+            if backend.exports_buffers:
                 return buf, xp.empty_like(buf)
         host = to_numpy(buf)  # the documented per-step device→host copy on a GPU
         return host, np.empty_like(host)
 
     def _from_wire(self, out: Any, like: Any, backend: Backend) -> Any:
-        if isinstance(out, np.ndarray) and backend.name != "numpy":
+        if not backend.owns(out):
             out = backend.from_host(out)
         return out if out.dtype == like.dtype else backend.xp.astype(out, like.dtype)
 

@@ -28,8 +28,9 @@ class Loss:
         the loss and its gradient (NumPy would give float64, array-api-strict raises)."""
         return t if t.dtype == dtype else self.xp.astype(t, dtype)
 
-    def check_target(self, y_shape: tuple[int, ...], t: Any) -> None:
-        """Validate targets against outputs (may read device data: call where data enters)."""
+    def check_target(self, y_shape: tuple[int, ...], t: Any, values: bool | None = None) -> None:
+        """Validate targets against outputs: shapes and dtypes always; the values (label range) when
+        ``values`` is true, or — ``None`` — where reading them is free (host memory, no device sync)."""
         if tuple(t.shape) != tuple(y_shape):
             raise ValueError(f"{type(self).__name__}: targets of shape {tuple(t.shape)} do not match outputs of shape {tuple(y_shape)}")
 
@@ -47,6 +48,24 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+def labels_in_range(xp: Any, t: Any, c: int) -> Any:
+    """Boolean array: which labels lie in ``[0, C-1]`` — compared only where the labels' dtype can hold
+    the bound (int8 labels and 300 classes: ``t < 300`` would wrap); ``None`` when every value is valid."""
+    info = xp.iinfo(t.dtype)
+    ok = t >= 0 if info.min < 0 else None
+    if info.max >= c:
+        ok = t < c if ok is None else ok & (t < c)
+    return ok
+
+
+def check_labels(backend: Backend, t: Any, c: int) -> None:
+    """``ValueError`` unless every label lies in ``[0, C-1]`` (one read of min and max)."""
+    xp = backend.xp
+    lo, hi = (int(v) for v in backend.to_host(xp.stack([xp.min(t), xp.max(t)])))
+    if lo < 0 or hi >= c:
+        raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c - 1}] for {c} classes, got values in [{lo}, {hi}]")
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -72,7 +91,13 @@ class SoftmaxCrossEntropy(Loss):
         s = row_sums(self.backend, self.ones, e)
         self.y = e / s
         self.t = self.onehot(t, c, a.dtype) if t.ndim == 1 else self.target(t, a.dtype)
-        return xp.sum(xp.log(s) - row_sums(self.backend, self.ones, self.t * z)) / n if value else None
+        if not value:
+            return None
+        e = xp.sum(xp.log(s) - row_sums(self.backend, self.ones, self.t * z)) / n
+        ok = labels_in_range(xp, t, c) if t.ndim == 1 else None
+        if ok is not None:  # an out-of-range label (one-hot row of zeros) makes E NaN, without a host read
+            e = xp.where(xp.all(ok), e, xp.nan)
+        return e
 
     def onehot(self, t: Any, c: int, dtype: Any) -> Any:
         """One-hot rows by comparison with ``arange(C)`` (the standard has no scatter); ``arange``
@@ -88,16 +113,15 @@ class SoftmaxCrossEntropy(Loss):
     def backward(self, dout: Any = 1.0) -> Any:
         return (self.y - self.t) * (dout / self.y.shape[0])
 
-    def check_target(self, y_shape: tuple[int, ...], t: Any) -> None:
+    def check_target(self, y_shape: tuple[int, ...], t: Any, values: bool | None = None) -> None:
         n, c = y_shape
         if t.ndim == 1:
             if not self.xp.isdtype(t.dtype, "integral"):
                 raise ValueError(f"SoftmaxCrossEntropy: class labels of shape (N,) must be integers, got dtype {t.dtype}")
             if t.shape[0] != n:
                 raise ValueError(f"SoftmaxCrossEntropy: {t.shape[0]} labels for {n} samples (outputs {tuple(y_shape)})")
-            if n and (int(self.xp.min(t)) < 0 or int(self.xp.max(t)) >= c):
-                lo, hi = int(self.xp.min(t)), int(self.xp.max(t))
-                raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c - 1}] for {c} classes, got values in [{lo}, {hi}]")
+            if n and (values or (values is None and self.backend.host_memory)):
+                check_labels(self.backend, t, c)
         elif t.ndim == 2:
             super().check_target(y_shape, t)
         else:
@@ -142,8 +166,8 @@ class Flooding(Loss):
     def backward(self, dout: Any = 1.0) -> Any:
         return self.loss.backward(self.sign * dout)
 
-    def check_target(self, y_shape, t):
-        self.loss.check_target(y_shape, t)
+    def check_target(self, y_shape, t, values=None):
+        self.loss.check_target(y_shape, t, values)
 
     def config(self):
         return {"loss": type(self.loss).__name__, "b": self.b}

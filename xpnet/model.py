@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator
 
 from .backend import Backend, resolve_backend
 from .layers.base import Layer
-from .losses import Loss, SoftmaxCrossEntropy
+from .losses import Loss, SoftmaxCrossEntropy, labels_in_range
 
 
 class Sequential:
@@ -111,15 +111,22 @@ class Sequential:
         t = self.backend.asarray(t, strict=True)
         return self.backend.xp.astype(t, self.dtype) if self.backend.is_float(t) else t
 
-    def check_data(self, x: Any, t: Any) -> tuple[Any, Any]:
-        """Move ``x, t`` to the model's backend and check them once (shapes, label range)."""
+    def check_data(self, x: Any, t: Any, values: bool | None = None) -> tuple[Any, Any]:
+        """Move ``x, t`` to the model's backend and check them once: shapes and dtypes always; the
+        label range with ``values=True`` (one read: where data enters training) or, by default, only
+        where reading is free (host memory). On a device the loss of out-of-range labels is NaN instead."""
         x, t = self._input(x), self._target(t)
         if x.shape[0] != t.shape[0]:
             raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
+        shape, built = tuple(x.shape[1:]), self.input_shape
+        if built is not None and shape != tuple(built) and (len(built) > 1 or math.prod(shape) != math.prod(built)):
+            raise ValueError(f"inputs of shape {shape} per sample, but the model was built for "
+                             f"{tuple(built)} (its input_shape): build it for this data, e.g. "
+                             f"simple_cnn(input_shape=x.shape[1:]) or an MLP whose first size is the features")
         out = self.shapes[-1][1]
         if out is None:
             out = tuple(self.forward(x[:1, ...], train=False).shape[1:])
-        self.loss_layer.check_target((x.shape[0], *out), t)
+        self.loss_layer.check_target((x.shape[0], *out), t, values)
         return x, t
 
     # -- the book's interface -----------------------------------------------------------------
@@ -215,20 +222,33 @@ class Sequential:
         return self.backward()
 
     def accuracy(self, x: Any, t: Any, batch_size: int | None = None) -> float:
-        """Fraction of samples whose top score is the label (labels or one-hot targets), evaluated
-        ``batch_size`` rows at a time."""
+        """Fraction in [0, 1] (not percent) of samples whose top score is the label (labels or one-hot
+        targets, checked as :meth:`loss` checks them), evaluated ``batch_size`` rows at a time. One read: the number of correct samples together with the
+        number of out-of-range labels (a ``ValueError``)."""
         xp = self.backend.xp
         x = self._input(x)
         t = self._target(t)
-        if t.ndim != 1:
-            t = xp.argmax(t, axis=1)
         if x.shape[0] != t.shape[0]:
             raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
-        return int(self.evaluate(x, t, batch_size, loss=False)[1]) / x.shape[0]
+        hits = self.evaluate(x, t, batch_size, loss=False)[1]
+        bad = xp.zeros((), dtype=xp.int64, device=self.backend.device)
+        c = None
+        if t.ndim == 1 and xp.isdtype(t.dtype, "integral"):
+            out = self.shapes[-1][1] or tuple(self.forward(x[:1, ...], train=False).shape[1:])
+            c = out[-1]
+            ok = labels_in_range(xp, t, c)
+            if ok is not None:
+                bad = xp.sum(xp.astype(~ok, xp.int64))
+        correct, out_of_range = (int(v) for v in self.backend.to_host(xp.stack([xp.astype(hits, xp.int64), bad])))
+        if out_of_range:
+            raise ValueError(f"accuracy: {out_of_range} labels outside [0, {c - 1}] for {c} classes")
+        return correct / x.shape[0]
 
     # -- moving, state ------------------------------------------------------------------------
     def to(self, backend: str | Backend, device: Any = None) -> Sequential:
-        """Move the model to another backend (explicitly; a global switch never moves it)."""
+        """Move the model to another backend and/or device (explicitly; a global switch never moves it).
+
+        ``model.to("torch", device="meta")``, ``model.to("array_api_strict:device1")``, ``model.to("numpy")``."""
         target = resolve_backend(backend, device)
         for layer in self.layers:
             layer.to(target)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from array_api_compat import array_namespace
+from .backends import namespace_of
 
 from .clipping import check_clip_norm, clip_by_global_norm
 
@@ -81,10 +81,10 @@ class Optimizer:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _bind(self, params: dict[str, Any]) -> None:
-        """Take the array namespace from the parameters (once per array type)."""
+        """Take the array namespace of the parameters' backend (once per array type)."""
         first = next(iter(params.values()), None)
         if first is not None and type(first) is not self._array_type:
-            self.xp, self._array_type = array_namespace(first), type(first)
+            self.xp, self._array_type = namespace_of(first), type(first)
 
     def step(self, model: Any) -> None:
         """``update(model.params, model.grads)``."""

@@ -477,7 +477,7 @@ def provenance(argv: Sequence[str], jobs: int, backend: str | None) -> dict[str,
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "xpnet")),
         "jobs": jobs,
         "machine": {"host": platform.node(), "cpu": _cpu_name(), "cores": os.cpu_count(),
-                    "os": platform.platform(), "gpu": _gpu_name() if backend in ("cupy", "torch") else None},
+                    "os": platform.platform(), "gpu": _gpu_name()},
         "versions": {"python": platform.python_version(), "xpnet": __version__,
                      **{p: _version(p) for p in ("numpy", "array-api-compat", "cupy-cuda12x", "cupy-cuda13x", "torch")
                         if _version(p)}},

@@ -186,15 +186,15 @@ class Trainer:
     def _fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None, x_val: Any = None,
              t_val: Any = None, validation_split: float | None = None) -> History:
         model = self.model
-        x, t = model.check_data(x_train, t_train)  # moved and checked once, never in the step
-        test = model.check_data(x_test, t_test) if x_test is not None else None
+        x, t = model.check_data(x_train, t_train, values=True)  # moved and checked once, never in the step
+        test = model.check_data(x_test, t_test, values=True) if x_test is not None else None
         if validation_split is not None and x_val is not None:
             raise ValueError("give validation_split or x_val/t_val, not both")
         if validation_split is not None:
             x, t, *val_data = controls.split_validation(model, x, t, validation_split, self.seed)
             val = tuple(val_data)
         else:
-            val = model.check_data(x_val, t_val) if x_val is not None else None
+            val = model.check_data(x_val, t_val, values=True) if x_val is not None else None
         keeper = controls.BestWeights()
         self.history = History(config={"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
                                        "optimizer": repr(self.optimizer), "backend": str(model.backend)})
@@ -203,6 +203,7 @@ class Trainer:
         if self.verbose:
             print(model.summary(), file=self.out)
         run = ckpt.Run(self, (x, t), test)  # fresh, or where restore() left off (RNGs, history, position)
+        run.keep(keeper)  # the best weights so far travel with the checkpoint
         best, since_best = run.best, run.since_best
         self.comm.check_equal(samples=x.shape[0], parameters=model.n_params(), batch_size=self.batch_size,
                               epochs=self.epochs, test_samples=test[0].shape[0] if test is not None else 0)
@@ -226,7 +227,8 @@ class Trainer:
                 if record.get(name) is not None and not math.isfinite(record[name]):
                     raise ValueError(
                         f"non-finite {name.replace('_', ' ')} ({record[name]}) at epoch {epoch}: the learning "
-                        f"rate may be too high, or the data holds NaN/inf"
+                        f"rate may be too high, the data holds NaN/inf, or labels lie outside [0, classes - 1] "
+                        f"(on a device backend an out-of-range label makes the loss NaN instead of raising)"
                     )
             self.history.append(record)
             if self.verbose:

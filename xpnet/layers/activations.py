@@ -42,7 +42,7 @@ def sigmoid(xp: Any, x: Any) -> Any:
 
 def softplus(xp: Any, x: Any) -> Any:
     """``log(1+e^x)`` without overflow: ``max(x, 0) + log1p(e^-|x|)``."""
-    return xp.clip(x, min=0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))  # not clip: CuPy's compat clip syncs
 
 
 class ReLU(Activation):
@@ -88,7 +88,7 @@ class ReLU6(Activation):
 
     def fn(self, x, train):
         xp = self.xp
-        return xp.clip(x, 0.0, 6.0), (xp.astype((x > 0) & (x < 6), x.dtype) if train else None)
+        return xp.minimum(xp.maximum(x, 0.0), 6.0), (xp.astype((x > 0) & (x < 6), x.dtype) if train else None)
 
 
 class Sigmoid(Activation):
@@ -160,7 +160,7 @@ class TanhExp(Activation):
 
     def fn(self, x, train):
         xp = self.xp
-        e = xp.exp(xp.clip(x, max=10.0))
+        e = xp.exp(xp.minimum(x, 10.0))  # not clip: CuPy's compat clip syncs
         t = xp.tanh(e)
         y = x * t
         return y, (t + x * ((1.0 - t * t) * e) if train else None)  # (1-t²)·e first: 0 before x·e overflows
