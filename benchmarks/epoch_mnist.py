@@ -19,20 +19,20 @@ import numpy as np
 
 import xpnet
 from xpnet import bench
+from xpnet.controls import train_step
 
 
 def xpnet_epoch(x, t, xt, tt, order, batch: int) -> tuple[float, float]:
     backend = xpnet.set_backend("numpy")
     xpnet.seed(0)
     model = xpnet.models.simple_cnn()
-    opt, params = xpnet.optimizers.SGD(0.01), model.params
+    opt = xpnet.optimizers.SGD(0.01)
     xd, td = model.check_data(x, t)
     xtd = xpnet.asarray(xt)
     start = time.perf_counter()
     for i in range(0, len(order), batch):
         idx = xpnet.asarray(order[i : i + batch])
-        model.step_loss(backend.xp.take(xd, idx, axis=0), backend.xp.take(td, idx, axis=0), value=False)
-        opt.update(params, model.backward())
+        train_step(model, opt, backend.xp.take(xd, idx, axis=0), backend.xp.take(td, idx, axis=0))
     correct = 0
     for i in range(0, xt.shape[0], 1000):
         correct += int(xpnet.to_numpy(backend.xp.argmax(model.forward(xtd[i : i + 1000], train=False), axis=1) ==

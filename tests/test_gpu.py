@@ -10,6 +10,7 @@ import pytest
 import xpnet
 from xpnet import layers as L
 from xpnet.losses import Flooding, SoftmaxCrossEntropy
+from xpnet.controls import train_step
 from xpnet.optimizers import Adam, Nesterov
 
 
@@ -24,13 +25,11 @@ def test_training_step_never_synchronises(backend, rng, opt):
     model = xpnet.Sequential([L.Affine(20, 32), L.BatchNorm(32), L.Mish(), L.Dropout(0.2), L.Affine(32, 5)],
                              loss=Flooding(SoftmaxCrossEntropy(), 0.01))
     x, t = model.check_data(rng.random((64, 20)), rng.integers(0, 5, 64))
-    optimizer, params = opt(0.01), model.params
-    model.step_loss(x, t)
-    optimizer.update(params, model.backward())  # warm-up: kernels compiled, memory pooled
+    optimizer = opt(0.01)
+    train_step(model, optimizer, x, t)  # warm-up: kernels compiled, memory pooled
     with backend.forbid_sync():
         for _ in range(3):
-            model.step_loss(x, t, value=False)
-            optimizer.update(params, model.backward())
+            train_step(model, optimizer, x, t)
             model.loss_layer.forward(model.forward(x, train=False), t)  # evaluation accumulates on device too
 
 
@@ -46,8 +45,7 @@ def test_trainer_epoch_never_synchronises(backend, rng):
     with backend.forbid_sync():
         for i in range(0, 64, 16):
             idx = index[i : i + 16]
-            model.step_loss(xp.take(x, idx, axis=0), xp.take(t, idx, axis=0), value=False)
-            trainer.optimizer.update(model.params, model.backward())
+            train_step(model, trainer.optimizer, xp.take(x, idx, axis=0), xp.take(t, idx, axis=0))
 
 
 def test_cupy_device_selection():

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import backend as B
 from . import layers as L
+from .controls import train_step
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import SGD
 
@@ -94,11 +95,10 @@ def xpnet_step(backend: B.Backend, sizes: Any, batch: int, dtype: str = "float32
     """A closure running one xpnet training step (synchronised on a GPU)."""
     model = _model_on(backend, sizes, dtype)
     x, t = model.check_data(*_data(sizes, batch))
-    opt, params = SGD(0.01), model.params
+    opt = SGD(0.01)
 
     def step() -> None:
-        model.step_loss(x, t, value=False)
-        opt.update(params, model.backward())
+        train_step(model, opt, x, t)
         backend.synchronize()
 
     step.model = model  # type: ignore[attr-defined]  # for peak_memory: its layers' buffers

@@ -28,15 +28,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import io
+from . import fileformat, io
 from .backend import resolve_backend, to_numpy
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import Trainer
+Trainer = Any
+"""An :class:`xpnet.Trainer` (not imported: the trainer imports this module, which stays below it)."""
 
 RUN_VERSION = 1
 OPTIONS = ("epochs", "batch_size", "seed", "eval_batch_size", "patience", "checkpoint_every", "gradient", "clip_norm",
@@ -133,7 +133,7 @@ def raise_on_sigterm() -> Callable[[], None]:
 def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(meta, arrays)`` of a run checkpoint; a plain model file is refused with a clear error."""
     path = pathlib.Path(path)
-    meta, arrays = io._read(path)
+    meta, arrays = fileformat.read(path)
     run = meta.get("run")
     if not isinstance(run, dict):
         raise ValueError(
@@ -150,14 +150,10 @@ def info(path: str | os.PathLike) -> dict[str, Any]:
     return read(path)[0]["run"]
 
 
-def _layers(model: Any) -> list[dict[str, Any]]:
-    return [{"class": type(layer).__name__, "config": layer.config()} for layer in model.layers]
-
-
 def _check_architecture(path: pathlib.Path, meta: dict[str, Any], trainer: Trainer) -> None:
     """Refuse a checkpoint of another model, loss, optimizer or dtype than the trainer's."""
     model, opt = trainer.model, trainer.optimizer
-    saved, mine = meta["layers"], _layers(model)
+    saved, mine = meta["layers"], fileformat.layer_specs(model)
     if saved != mine:
         where = next((i for i, (a, b) in enumerate(zip(saved, mine)) if a != b), min(len(saved), len(mine)))
 
@@ -168,8 +164,8 @@ def _check_architecture(path: pathlib.Path, meta: dict[str, Any], trainer: Train
             f"{path}: the checkpoint holds another architecture ({len(saved)} layers; layer {where} is "
             f"{describe(saved)}, this model's {describe(mine)})"
         )
-    if meta["loss"] != io._loss_config(model.loss_layer):
-        raise ValueError(f"{path}: the checkpoint's loss {meta['loss']} is not this model's {io._loss_config(model.loss_layer)}")
+    if meta["loss"] != fileformat.loss_config(model.loss_layer):
+        raise ValueError(f"{path}: the checkpoint's loss {meta['loss']} is not this model's {fileformat.loss_config(model.loss_layer)}")
     saved_opt = meta.get("optimizer") or {}
     scheduled = {"lr"} if getattr(trainer, "schedule", None) is not None else set()  # a schedule sets lr
     config = {k: v for k, v in opt.config().items() if k not in scheduled}
@@ -404,7 +400,7 @@ class Run:
             for kind in ("params", "buffers"):
                 arrays.update({f"best/{kind}/{k}": to_numpy(v) for k, v in getattr(keeper, kind).items()})
         path = pathlib.Path(trainer.checkpoint)
-        io.save(trainer.model, path, trainer.optimizer, run=state, run_arrays=arrays)
+        fileformat.save(trainer.model, path, trainer.optimizer, run=state, run_arrays=arrays)
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while writing
             stale.unlink(missing_ok=True)
 

@@ -27,7 +27,7 @@ from . import checkpoint as ckpt
 from . import cli_checks as C
 from . import controls, distributed
 from .datasets import DATASETS, DOWNLOADS, DownloadError, cache_dir, download
-from .experiments import compare_seeds, format_seed_table, plot_bands
+from .seedstats import compare_seeds, format_seed_table, plot_bands
 from .history import plot_histories, save_histories
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS

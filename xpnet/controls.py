@@ -6,11 +6,13 @@ The split runs on the host once per fit; best weights are device copies taken on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .backend import to_numpy
+from .clipping import clip_by_global_norm
 
 GRADIENTS = ("backprop", "numerical")
 """``Trainer(gradient=...)`` modes."""
@@ -39,6 +41,20 @@ def step_gradients(model: Any, x: Any, t: Any, mode: str = "backprop") -> dict[s
     if model.buffers:
         model.forward(x, True)
     return grads
+
+
+def train_step(model: Any, optimizer: Any, x: Any, t: Any, gradient: str = "backprop", clip_norm: float | None = None,
+               reduce: Callable[[Any], Any] | None = None) -> None:
+    """One training step on device data: gradients (:func:`step_gradients`), then ``reduce`` (the
+    data-parallel allreduce; ``x`` is None on a rank without samples), then clipping by global norm,
+    then ``optimizer.update(model.params, grads)``. Reads nothing back from the device (backprop).
+
+    The trainer, the benchmarks and the tests all step through this function.
+    """
+    grads = step_gradients(model, x, t, gradient) if x is not None else None
+    if reduce is not None:
+        grads = reduce(grads)
+    optimizer.update(model.params, clip_by_global_norm(grads, clip_norm) if clip_norm else grads)
 
 
 def describe(trainer: Any, validation_split: float | None, val: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import math
 from typing import Any, Iterable, Iterator
 
 from .backend import Backend, resolve_backend
+from . import fileformat
 from .layers.base import Layer
 from .losses import Loss, SoftmaxCrossEntropy, labels_in_range
 
@@ -294,6 +295,4 @@ class Sequential:
 
     def save(self, path: str, optimizer: Any = None) -> None:
         """Save architecture + weights (+ optimizer state) atomically; see :func:`xpnet.load`."""
-        from .io import save
-
-        save(self, path, optimizer=optimizer)
+        fileformat.save(self, path, optimizer=optimizer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -13,7 +14,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import controls
-from .clipping import check_clip_norm, clip_by_global_norm
+from .clipping import check_clip_norm
 from .distributed import Communicator, SingleCommunicator
 from .history import History
 from .model import Sequential
@@ -139,12 +140,15 @@ class Trainer:
             lo, hi = self.comm.share(i, stop)  # this rank's part of the global batch (all of it alone)
             if self.schedule_unit == "step":
                 opt.lr = float(self.schedule(opt.t))
-            grads = None
-            if hi > lo:
-                idx = index[lo:hi]
-                grads = controls.step_gradients(model, xp.take(x, idx, axis=0), xp.take(t, idx, axis=0), self.gradient)
-            grads = self.comm.allreduce_grad(grads, params, model.backend, (hi - lo) / (stop - i))
-            opt.update(params, clip_by_global_norm(grads, self.clip_norm) if self.clip_norm else grads)
+            idx = index[lo:hi] if hi > lo else None
+            controls.train_step(
+                model, opt,
+                xp.take(x, idx, axis=0) if idx is not None else None,
+                xp.take(t, idx, axis=0) if idx is not None else None,
+                self.gradient, self.clip_norm,
+                functools.partial(self.comm.allreduce_grad, params=params, backend=model.backend,
+                                  weight=(hi - lo) / (stop - i)),
+            )
             if bar:
                 bar.update()
             done += 1
