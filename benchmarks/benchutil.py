@@ -8,6 +8,7 @@ import pytest
 
 QUICK = os.environ.get("XPNET_BENCH_QUICK") == "1"
 
+
 def big(backend, full: int, strict: int) -> int:
     """A size: ``full`` normally, ``strict`` on array_api_strict (slow by design), tiny in quick mode."""
     if QUICK:

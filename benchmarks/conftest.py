@@ -11,13 +11,13 @@ GPU timings synchronise inside the timed function: an asynchronous launch is nev
 
 from __future__ import annotations
 
+import contextlib
 import gc
 
 import pytest
 
 import xpnet
 from xpnet.backend import BACKEND_NAMES, BackendUnavailableError
-
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -29,10 +29,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
     from xpnet.bench import blas_info
 
-    try:
+    with contextlib.suppress(ImportError):
         import torch  # noqa: F401  (blas_info reports it once imported)
-    except ImportError:
-        pass
     machine_info["xpnet"] = {"blas": blas_info(), "numpy": numpy.__version__, "command": " ".join(sys.argv)}
 
 

@@ -87,13 +87,24 @@ def worker(threads: int, epochs: int, batch: int) -> None:
                 if i >= 20:
                     alone.append(1e3 * (time.perf_counter() - start))
         step = statistics.median(step_ms)
-        rows.append({
-            "model": name, "parameters": model.n_params(), "parameter_bytes": 4 * model.n_params(),
-            "processes": comm.size, "blas_threads_per_process": threads, "global_batch": batch, "samples": n,
-            "epochs_timed": epochs, "step_ms_median": step, "step_ms_min": min(step_ms), "step_ms_all": step_ms,
-            "samples_per_s": batch / step * 1e3, **_stats("allreduce_in_step_ms", in_step),
-            **_stats("allreduce_alone_ms", alone),
-        })
+        rows.append(
+            {
+                "model": name,
+                "parameters": model.n_params(),
+                "parameter_bytes": 4 * model.n_params(),
+                "processes": comm.size,
+                "blas_threads_per_process": threads,
+                "global_batch": batch,
+                "samples": n,
+                "epochs_timed": epochs,
+                "step_ms_median": step,
+                "step_ms_min": min(step_ms),
+                "step_ms_all": step_ms,
+                "samples_per_s": batch / step * 1e3,
+                **_stats("allreduce_in_step_ms", in_step),
+                **_stats("allreduce_alone_ms", alone),
+            }
+        )
     if comm.is_root:
         print(json.dumps(rows), flush=True)
 
@@ -115,29 +126,49 @@ def driver(out: Path, epochs: int, batch: int, repeats: int) -> None:
     load_before = os.getloadavg()
     for repeat in range(repeats):  # configurations interleaved, so that a change of load hits them all
         for procs, threads in CONFIGS:
-            cmd = [sys.executable, str(here), "--worker", "--threads", str(threads), "--epochs", str(epochs),
-                   "--batch", str(batch)]
+            cmd = [
+                sys.executable,
+                str(here),
+                "--worker",
+                "--threads",
+                str(threads),
+                "--epochs",
+                str(epochs),
+                "--batch",
+                str(batch),
+            ]
             if procs > 1:
                 cmd = ["mpiexec", "-n", str(procs), *cmd]
             if repeat == 0:
                 commands.append(" ".join(cmd))
             run = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            rows += [{**row, "repeat": repeat, "load_average_1min": os.getloadavg()[0]}
-                     for row in json.loads(run.stdout.strip().splitlines()[-1])]
+            rows += [
+                {**row, "repeat": repeat, "load_average_1min": os.getloadavg()[0]}
+                for row in json.loads(run.stdout.strip().splitlines()[-1])
+            ]
             print(f"repeat {repeat}: {procs} process(es) x {threads} thread(s) done", flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False,
-                            cwd=here.parent).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False, cwd=here.parent
+    ).stdout.strip()
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python " + " ".join(sys.argv),
         "worker_commands": commands,
-        "machine": platform.platform(), "node": platform.node(), "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+        "node": platform.node(),
+        "cpus": os.cpu_count(),
         "note": "shared machine: other sessions ran tests and benchmarks at the same time (see load average)",
-        "load_average_1_5_15_before": load_before, "load_average_1_5_15_after": os.getloadavg(),
+        "load_average_1_5_15_before": load_before,
+        "load_average_1_5_15_after": os.getloadavg(),
         "openblas_env_unset": not any(v in os.environ for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")),
-        "python": platform.python_version(), "numpy": np.__version__, "mpi4py": mpi4py.__version__,
-        "mpi": MPI.Get_library_version().splitlines()[0].strip(), "xpnet_commit": commit,
-        "backend": "numpy", "dtype": "float32", "rows": rows,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "mpi4py": mpi4py.__version__,
+        "mpi": MPI.Get_library_version().splitlines()[0].strip(),
+        "xpnet_commit": commit,
+        "backend": "numpy",
+        "dtype": "float32",
+        "rows": rows,
     }
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

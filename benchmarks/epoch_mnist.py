@@ -35,8 +35,12 @@ def xpnet_epoch(x, t, xt, tt, order, batch: int) -> tuple[float, float]:
         train_step(model, opt, backend.xp.take(xd, idx, axis=0), backend.xp.take(td, idx, axis=0))
     correct = 0
     for i in range(0, xt.shape[0], 1000):
-        correct += int(xpnet.to_numpy(backend.xp.argmax(model.forward(xtd[i : i + 1000], train=False), axis=1) ==
-                                      xpnet.asarray(tt[i : i + 1000])).sum())
+        correct += int(
+            xpnet.to_numpy(
+                backend.xp.argmax(model.forward(xtd[i : i + 1000], train=False), axis=1)
+                == xpnet.asarray(tt[i : i + 1000])
+            ).sum()
+        )
     return time.perf_counter() - start, correct / xt.shape[0]
 
 
@@ -65,7 +69,9 @@ def torch_epoch(x, t, xt, tt, order, batch: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("mnist", nargs="?", default=None, help="folder of the MNIST IDX files (default: xpnet's search path)")
+    p.add_argument(
+        "mnist", nargs="?", default=None, help="folder of the MNIST IDX files (default: xpnet's search path)"
+    )
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--json", default=None)
@@ -81,11 +87,19 @@ def main(argv: list[str] | None = None) -> int:
             runs[name].append({"seconds": seconds, "test_accuracy": acc})
             print(f"{name}: {seconds:.2f} s, test accuracy {acc:.4f}", flush=True)
     best = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
-    result = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(), "processor": platform.processor(),
-              "python": platform.python_version(), "numpy": np.__version__, "blas": bench.blas_info(),
-              "command": " ".join(["python benchmarks/epoch_mnist.py", *(argv if argv is not None else sys.argv[1:])]),
-              "steps": len(range(0, x.shape[0], args.batch)), "runs": runs, "min_seconds": best,
-              "xpnet/torch": best["xpnet"] / best["torch"]}
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": bench.blas_info(),
+        "command": " ".join(["python benchmarks/epoch_mnist.py", *(argv if argv is not None else sys.argv[1:])]),
+        "steps": len(range(0, x.shape[0], args.batch)),
+        "runs": runs,
+        "min_seconds": best,
+        "xpnet/torch": best["xpnet"] / best["torch"],
+    }
     print(f"min: xpnet {best['xpnet']:.2f} s, torch {best['torch']:.2f} s, xpnet/torch {result['xpnet/torch']:.2f}")
     if args.json:
         with open(args.json, "w") as f:

@@ -13,6 +13,8 @@ import pathlib
 import sys
 from typing import Any
 
+from xpnet.tables import markdown_table
+
 FIXED = ("backend", "device", "network", "batch", "dtype")
 
 
@@ -26,9 +28,7 @@ def bench_table(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         extra += [k for k in r if k not in FIXED and k not in extra and (k.endswith("_ms") or "/" in k)]
     cols = [c for c in FIXED if any(c in r for r in rows)] + extra
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r.get(c, "–")) for c in cols) + " |" for r in rows]
-    return lines
+    return markdown_table(cols, [[_cell(r.get(c, "–")) for c in cols] for r in rows]).splitlines()
 
 
 def figures(out: pathlib.Path) -> str:
@@ -42,26 +42,40 @@ def figures(out: pathlib.Path) -> str:
         text += ["Machine and versions (env.txt):", "", "```", env.read_text().strip(), "```", ""]
     for path in sorted(out.glob("bench_*.json")):
         data = json.loads(path.read_text())
-        text += [f"## {path.stem} (raw: {path.name})", "",
-                 f"{data.get('date', '?')}, {data.get('machine', '?')}, Python {data.get('python', '?')}, "
-                 f"NumPy {data.get('numpy', '?')}; medians in ms", ""]
+        text += [
+            f"## {path.stem} (raw: {path.name})",
+            "",
+            f"{data.get('date', '?')}, {data.get('machine', '?')}, Python {data.get('python', '?')}, "
+            f"NumPy {data.get('numpy', '?')}; medians in ms",
+            "",
+        ]
         text += bench_table(data.get("rows", []))
         head = data.get("numgrad_vs_backprop")
         if head:
-            text += ["", f"Numerical gradient {head['numerical_s'] * 1e3:.1f} ms vs backprop "
-                     f"{head['backprop_s'] * 1e3:.3f} ms ({head['ratio']:.0f}x)"]
+            text += [
+                "",
+                f"Numerical gradient {head['numerical_s'] * 1e3:.1f} ms vs backprop "
+                f"{head['backprop_s'] * 1e3:.3f} ms ({head['ratio']:.0f}x)",
+            ]
         text.append("")
     trains = sorted(out.glob("train_*.json"))
     if trains:
-        text += ["## Training runs", "", "| run | backend | epochs | final test acc | best test acc | seconds |",
-                 "|---|---|---|---|---|---|"]
+        text += [
+            "## Training runs",
+            "",
+            "| run | backend | epochs | final test acc | best test acc | seconds |",
+            "|---|---|---|---|---|---|",
+        ]
         for path in trains:
             h = json.loads(path.read_text())
             records = h.get("records", [])
             accs = [r["test_acc"] for r in records if r.get("test_acc") is not None]
-            text.append(f"| {path.name} | {h.get('config', {}).get('backend', '?')} | {len(records)} | "
-                        f"{100 * accs[-1]:.2f} | {100 * max(accs):.2f} | {sum(r['seconds'] for r in records):.1f} |"
-                        if accs else f"| {path.name} | ? | {len(records)} | – | – | – |")
+            text.append(
+                f"| {path.name} | {h.get('config', {}).get('backend', '?')} | {len(records)} | "
+                f"{100 * accs[-1]:.2f} | {100 * max(accs):.2f} | {sum(r['seconds'] for r in records):.1f} |"
+                if accs
+                else f"| {path.name} | ? | {len(records)} | – | – | – |"
+            )
         text.append("")
     return "\n".join(text)
 

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from benchutil import QUICK, big, synced, torch_device
 
 import xpnet
 from xpnet import layers as L
 from xpnet.layers.im2col import col2im, im2col
-
-from benchutil import QUICK, big, synced, torch_device
-
 
 CONVS = {"simple": (1, 30, 5, 28, 0), "deep2": (16, 16, 3, 28, 1)}  # C, F, K, H=W, pad
 
@@ -95,7 +93,9 @@ def test_conv_backward(benchmark, backend, conv):
 def test_conv_col2im_only(benchmark, backend, conv):
     layer, x = _conv(backend, conv)
     col, _, _ = im2col(backend.xp, x, *layer.kernel_size, layer.stride, layer.pad)
-    benchmark(synced(backend, lambda: col2im(backend.xp, col, tuple(x.shape), *layer.kernel_size, layer.stride, layer.pad)))
+    benchmark(
+        synced(backend, lambda: col2im(backend.xp, col, tuple(x.shape), *layer.kernel_size, layer.stride, layer.pad))
+    )
 
 
 @pytest.mark.benchmark(group="conv-backward")

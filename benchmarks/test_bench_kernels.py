@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from benchutil import big, synced
 
 import xpnet
 from xpnet import layers as L
 from xpnet.losses import SoftmaxCrossEntropy
 from xpnet.models import activation
-
-from benchutil import big, synced
 
 
 def _affine(backend, rng):
@@ -55,7 +54,9 @@ def test_matmul_backward_gemm_bound(benchmark, backend, rng):
 
 
 @pytest.mark.benchmark(group="activation")
-@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "swish", "mish", "hswish", "tanhexp", "relu6", "leakyrelu"])
+@pytest.mark.parametrize(
+    "name", ["relu", "sigmoid", "tanh", "swish", "mish", "hswish", "tanhexp", "relu6", "leakyrelu"]
+)
 def test_activation_forward_backward(benchmark, backend, rng, name):
     n = big(backend, 1024, 128)
     layer = activation(name)

@@ -11,10 +11,9 @@ gives pytest-benchmark's tables and JSON.
 from __future__ import annotations
 
 import pytest
+from benchutil import QUICK, torch_device
 
 from xpnet.bench import NETWORKS, gemm_step, peak_memory, torch_step, xpnet_step
-
-from benchutil import QUICK, torch_device
 
 STEPS = ["small", "large", "simplecnn", "deepcnn"]
 
@@ -53,4 +52,6 @@ class TestStep:
         if backend.checker:
             pytest.skip("PyTorch CPU, the peer, is measured beside numpy and torch")
         benchmark.group = f"step-{network}"
-        _run(benchmark, backend, torch_step(torch_device(backend), *_network(backend, network, benchmark)), traced=False)
+        _run(
+            benchmark, backend, torch_step(torch_device(backend), *_network(backend, network, benchmark)), traced=False
+        )

@@ -51,8 +51,9 @@ def train(case: str, comm: distributed.Communicator | None = None) -> tuple[dict
             other = [L.Affine(12, 16)]
         model.params["0.W"][...] = other[0].W
     opt = xpnet.optimizers.Momentum(lr=0.05, momentum=0.9, weight_decay=decay)
-    history = xpnet.Trainer(model, opt, epochs=EPOCHS, batch_size=batch, seed=11, verbose=False,
-                            comm=comm).fit(x, t, x[:50], t[:50])
+    history = xpnet.Trainer(model, opt, epochs=EPOCHS, batch_size=batch, seed=11, verbose=False, comm=comm).fit(
+        x, t, x[:50], t[:50]
+    )
     params = {k: np.asarray(xpnet.to_numpy(v)) for k, v in {**model.params, **model.buffers}.items()}
     metrics = [r[k] for r in history.records for k in ("train_loss", "train_acc", "test_loss", "test_acc")]
     return params, metrics
@@ -73,23 +74,31 @@ def main(mode: str, out: str) -> None:
         np.savez(f"{out}/rank{comm.rank}.npz", **saved)
         print(json.dumps({"rank": comm.rank, "cases": sorted({k.split("/")[0] for k in saved})}), flush=True)
     elif mode == "fail-on-rank-1":
+
         def fail(trainer, record):
             if trainer.comm.rank == 1:
                 raise RuntimeError("deliberate failure on rank 1")
 
         x, t = data()
         model = xpnet.Sequential([L.Affine(12, 3)])
-        xpnet.Trainer(model, xpnet.optimizers.SGD(lr=0.1), epochs=50, batch_size=10, verbose=False,
-                      callbacks=[fail], comm=comm).fit(x, t)
+        xpnet.Trainer(
+            model, xpnet.optimizers.SGD(lr=0.1), epochs=50, batch_size=10, verbose=False, callbacks=[fail], comm=comm
+        ).fit(x, t)
         print("rank 0 finished without noticing", flush=True)
     elif mode in ("stop-on-rank-1", "mismatch"):
         x, t = data()
         if mode == "mismatch" and comm.rank == 1:
             x, t = x[:-1], t[:-1]  # another copy of the data set on this host
         model = xpnet.Sequential([L.Affine(12, 3)])
-        history = xpnet.Trainer(model, xpnet.optimizers.SGD(lr=0.1), epochs=50, batch_size=10, verbose=False,
-                                callbacks=[lambda trainer, record: trainer.comm.rank == 1 and record["epoch"] == 2],
-                                comm=comm).fit(x, t)
+        history = xpnet.Trainer(
+            model,
+            xpnet.optimizers.SGD(lr=0.1),
+            epochs=50,
+            batch_size=10,
+            verbose=False,
+            callbacks=[lambda trainer, record: trainer.comm.rank == 1 and record["epoch"] == 2],
+            comm=comm,
+        ).fit(x, t)
         print(json.dumps({"rank": comm.rank, "epochs": len(history)}), flush=True)
     else:
         raise SystemExit(f"unknown mode {mode!r}")

@@ -54,9 +54,8 @@ def test_use_backend_restores_previous(cpu_backend):
 
 
 def test_use_backend_restores_after_error():
-    with pytest.raises(RuntimeError):
-        with xpnet.use_backend("array_api_strict"):
-            raise RuntimeError
+    with pytest.raises(RuntimeError), xpnet.use_backend("array_api_strict"):
+        raise RuntimeError
     assert xpnet.get_backend().name == "numpy"
 
 
@@ -152,8 +151,12 @@ def test_torch_missing_is_a_clear_import_error(monkeypatch):
 
 @pytest.mark.parametrize(
     "spec, device_text",
-    [("array_api_strict:device1", "device1"), ("array_api_strict:CPU_DEVICE", "CPU_DEVICE"),
-     ("torch:meta", "meta"), ("torch:cpu", "cpu")],
+    [
+        ("array_api_strict:device1", "device1"),
+        ("array_api_strict:CPU_DEVICE", "CPU_DEVICE"),
+        ("torch:meta", "meta"),
+        ("torch:cpu", "cpu"),
+    ],
 )
 def test_devices_are_honoured(spec, device_text):
     name = spec.partition(":")[0]
@@ -168,8 +171,16 @@ def test_devices_are_honoured(spec, device_text):
 
 @pytest.mark.parametrize(
     "name, device",
-    [("numpy", "cuda:0"), ("array_api_strict", "device3"), ("array_api_strict", "cpu"), ("torch", "gpu"),
-     ("torch", "cuda:x"), ("torch", 3.5), ("cupy", "x"), ("cupy", -1)],
+    [
+        ("numpy", "cuda:0"),
+        ("array_api_strict", "device3"),
+        ("array_api_strict", "cpu"),
+        ("torch", "gpu"),
+        ("torch", "cuda:x"),
+        ("torch", 3.5),
+        ("cupy", "x"),
+        ("cupy", -1),
+    ],
 )
 def test_unknown_device_lists_the_valid_ones_and_keeps_the_previous_backend(name, device):
     xpnet.set_backend("array_api_strict", device="device1")
@@ -185,11 +196,15 @@ def test_spec_and_device_given_twice_is_an_error():
         xpnet.set_backend("array_api_strict:device1", device="device2")
 
 
-@pytest.mark.parametrize("spec, expected", [("array_api_strict:device1", "array_api_strict device1"),
-                                            ("torch:meta", "torch meta")])
+@pytest.mark.parametrize(
+    "spec, expected", [("array_api_strict:device1", "array_api_strict device1"), ("torch:meta", "torch meta")]
+)
 def test_env_var_takes_a_device(spec, expected):
     pytest.importorskip(spec.partition(":")[0], reason="library not installed")
-    code = "import xpnet; b = xpnet.get_backend(); print(b.name, str(b.device).split(\"'\")[-2] if \"'\" in str(b.device) else b.device)"
+    code = (
+        "import xpnet; b = xpnet.get_backend(); "
+        'print(b.name, str(b.device).split("\'")[-2] if "\'" in str(b.device) else b.device)'
+    )
     env = dict(os.environ, XPNET_BACKEND=spec)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected

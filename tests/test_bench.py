@@ -20,8 +20,13 @@ def test_gemm_products_follow_the_layers():
     assert len(prods) == 2 + 3 + 3
     assert prods[2] == ((100, 4320), (4320, 100), False)
     mlp = bench.gemm_products(xpnet.models.mlp((8, 4, 2)), 5)
-    assert mlp == [((5, 8), (8, 4), False), ((8, 5), (5, 4), False), ((5, 4), (4, 2), False), ((4, 5), (5, 2), False),
-                   ((5, 2), (4, 2), True)]
+    assert mlp == [
+        ((5, 8), (8, 4), False),
+        ((8, 5), (5, 4), False),
+        ((5, 4), (4, 2), False),
+        ((4, 5), (5, 2), False),
+        ((5, 2), (4, 2), True),
+    ]
 
 
 @pytest.mark.parametrize("network", ["tinycnn", "tiny"])
@@ -49,14 +54,29 @@ def test_blas_report_warns_about_a_pinned_kernel(monkeypatch):
 
 
 def test_busy_machine_and_missing_peer_are_reported(monkeypatch):
-    rows = [{"network": "a", "busy": True, "peer_missing": "PyTorch is not installed (pip install torch): no peer column"},
-            {"network": "b", "busy": False}]
+    rows = [
+        {"network": "a", "busy": True, "peer_missing": "PyTorch is not installed (pip install torch): no peer column"},
+        {"network": "b", "busy": False},
+    ]
     notes = bench._notes(rows)
     assert notes[0].startswith("PyTorch is not installed") and "busy" in notes[1] and "a" in notes[1]
-    table = bench.format_rows([{"backend": "numpy", "network": "n", "batch": 1, "xpnet_ms": 1.0, "xpnet_ms_median": 2.0,
-                                "xpnet_ms_max": 3.0, "gemm_ms": 0.5, "gemm_ms_median": 0.6, "gemm_ms_max": 0.7,
-                                "xpnet/gemm": 2.0}])
-    assert "1.000 / 2.000 / 3.000" in table and "| – |" in table.replace("  ", " ").replace("  ", " ") or "–" in table
+    table = bench.format_rows(
+        [
+            {
+                "backend": "numpy",
+                "network": "n",
+                "batch": 1,
+                "xpnet_ms": 1.0,
+                "xpnet_ms_median": 2.0,
+                "xpnet_ms_max": 3.0,
+                "gemm_ms": 0.5,
+                "gemm_ms_median": 0.6,
+                "gemm_ms_max": 0.7,
+                "xpnet/gemm": 2.0,
+            }
+        ]
+    )
+    assert ("1.000 / 2.000 / 3.000" in table and "| – |" in table.replace("  ", " ").replace("  ", " ")) or "–" in table
 
 
 def test_peer_missing_without_torch(monkeypatch):
@@ -76,8 +96,22 @@ def test_peer_missing_without_torch(monkeypatch):
 
 
 def test_bench_cnn_and_kernels_cli(capsys, tmp_path):
-    argv = ["bench", "--backend", "numpy", "--network", "tinycnn", "--rounds", "1", "--min-time", "0.005",
-            "--kernels", "--quick", "--no-numgrad", "--json", str(tmp_path / "b.json")]
+    argv = [
+        "bench",
+        "--backend",
+        "numpy",
+        "--network",
+        "tinycnn",
+        "--rounds",
+        "1",
+        "--min-time",
+        "0.005",
+        "--kernels",
+        "--quick",
+        "--no-numgrad",
+        "--json",
+        str(tmp_path / "b.json"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "GEMM bound" in out and "per-layer kernels" in out

@@ -9,14 +9,14 @@ import time
 
 import numpy as np
 import pytest
+from test_distributed import mpiexec, needs_mpi
+from xptest import host
 
 import xpnet
 from xpnet import layers as L
 from xpnet.checkpoint import Interrupted, info
 from xpnet.cli import main
 from xpnet.optimizers import SGD, Adam
-from xptest import host
-from test_distributed import mpiexec, needs_mpi
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +156,11 @@ def test_mismatched_checkpoints_and_data_are_refused(digits, tmp_path):
         xpnet.Trainer(*build(), batch_size=50, seed=5).restore(path)
     with pytest.raises(ValueError, match="batch_size comes from the checkpoint"):
         xpnet.Trainer.from_checkpoint(path, batch_size=10)
-    for args, match in [((x[:200], t[:200], xt, tt), "shape"), ((x[::-1], t[::-1], xt, tt), "differ"),
-                        ((x, t), "with test data")]:
+    for args, match in [
+        ((x[:200], t[:200], xt, tt), "shape"),
+        ((x[::-1], t[::-1], xt, tt), "differ"),
+        ((x, t), "with test data"),
+    ]:
         with pytest.raises(ValueError, match=match):
             xpnet.Trainer.from_checkpoint(path, epochs=2, verbose=False).fit(*args)
 
@@ -174,14 +177,30 @@ def test_bad_checkpoint_options(tmp_path):
 
 # -- the command line -------------------------------------------------------------------------
 def _train(*args):
-    return ["train", "--quiet", "--optimizer", "adam", "--lr", "0.01", "--dropout", "0.2", "--batchnorm",
-            "--hidden", "32", *args]
+    return [
+        "train",
+        "--quiet",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--dropout",
+        "0.2",
+        "--batchnorm",
+        "--hidden",
+        "32",
+        *args,
+    ]
 
 
 def _start(path):
     """``xpnet train`` in a subprocess, endless, once it has written its first checkpoint."""
-    p = subprocess.Popen([sys.executable, "-m", "xpnet", *_train("--epochs", "100000", "--checkpoint", str(path))],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "xpnet", *_train("--epochs", "100000", "--checkpoint", str(path))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     start = time.monotonic()
     while not path.exists():
         assert p.poll() is None, p.communicate()
@@ -194,7 +213,7 @@ def test_sigint_exits_130_with_the_resume_command(tmp_path):
     path = tmp_path / "run.ckpt"
     p = _start(path)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=120)
+    _out, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert f"xpnet train --resume {path}" in err
@@ -238,8 +257,18 @@ def test_resume_refuses_options_that_change_the_run(tmp_path, capsys):
 
 def test_compare_rows_resume_per_run(tmp_path, capsys):
     folder = tmp_path / "runs"
-    argv = ["compare", "--lr", "0.1,0.2", "--epochs", "2", "--quiet", "--checkpoint", str(folder),
-            "--history", str(tmp_path / "h.json")]
+    argv = [
+        "compare",
+        "--lr",
+        "0.1,0.2",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--checkpoint",
+        str(folder),
+        "--history",
+        str(tmp_path / "h.json"),
+    ]
     assert main(argv) == 0
     files = sorted(folder.glob("*.ckpt"))
     assert len(files) == 2 and all(info(f)["done"] for f in files)
@@ -254,13 +283,39 @@ def test_compare_rows_resume_per_run(tmp_path, capsys):
 @needs_mpi
 def test_mpi_rank_0_writes_and_every_rank_resumes_exactly(tmp_path):
     """Two ranks, each with its own dropout stream: 2 epochs + resume 2 equals 4 epochs, bit for bit."""
-    common = ["-m", "xpnet", "train", "--distributed", "--quiet", "--dropout", "0.3", "--optimizer", "adam", "--lr",
-              "0.01", "--hidden", "24"]
+    common = [
+        "-m",
+        "xpnet",
+        "train",
+        "--distributed",
+        "--quiet",
+        "--dropout",
+        "0.3",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--hidden",
+        "24",
+    ]
     path = tmp_path / "run.ckpt"
-    runs = [[*common, "--epochs", "2", "--checkpoint", str(path)],
-            ["-m", "xpnet", "train", "--distributed", "--resume", str(path), "--epochs", "4", "--quiet",
-             "--save", str(tmp_path / "resumed.npz")],
-            [*common, "--epochs", "4", "--save", str(tmp_path / "straight.npz")]]
+    runs = [
+        [*common, "--epochs", "2", "--checkpoint", str(path)],
+        [
+            "-m",
+            "xpnet",
+            "train",
+            "--distributed",
+            "--resume",
+            str(path),
+            "--epochs",
+            "4",
+            "--quiet",
+            "--save",
+            str(tmp_path / "resumed.npz"),
+        ],
+        [*common, "--epochs", "4", "--save", str(tmp_path / "straight.npz")],
+    ]
     for argv in runs:
         p = mpiexec(*argv, cwd=tmp_path)
         assert p.returncode == 0, p.stderr
@@ -293,5 +348,11 @@ def test_controls_resume_exactly(digits, tmp_path):
     custom.fit(x, t)
     with pytest.raises(ValueError, match="pass it again"):
         xpnet.Trainer.from_checkpoint(tmp_path / "custom.ckpt")
-    assert len(xpnet.Trainer.from_checkpoint(tmp_path / "custom.ckpt", schedule=lambda n: 0.01, epochs=2,
-                                             verbose=False).fit(x, t)) == 2
+    assert (
+        len(
+            xpnet.Trainer.from_checkpoint(
+                tmp_path / "custom.ckpt", schedule=lambda n: 0.01, epochs=2, verbose=False
+            ).fit(x, t)
+        )
+        == 2
+    )

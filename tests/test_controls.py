@@ -62,8 +62,11 @@ def test_clipping_stays_on_the_arrays_device():
     grads = {"W": xp.ones((3, 4), device=device, dtype=xp.float32)}
     out = clip_by_global_norm(grads, 1.0)
     assert out["W"].device == device and out["W"].dtype == xp.float32
-    np.testing.assert_allclose(np.asarray(xp.asarray(out["W"], device=xp.Device("CPU_DEVICE"))),
-                               np.full((3, 4), 1 / (12**0.5 + 1e-6)), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(xp.asarray(out["W"], device=xp.Device("CPU_DEVICE"))),
+        np.full((3, 4), 1 / (12**0.5 + 1e-6)),
+        rtol=1e-6,
+    )
 
 
 def test_trainer_and_optimizer_clipping_agree_with_a_hand_loop(rng):
@@ -112,12 +115,14 @@ def test_split_is_stratified_reproducible_and_disjoint():
 def test_fit_with_a_validation_split(backend, rng):
     x, t = blobs(rng)
     h = xpnet.Trainer(make(), SGD(0.5), epochs=3, batch_size=16, verbose=False, seed=2).fit(
-        x, t, x[:30], t[:30], validation_split=0.2)
+        x, t, x[:30], t[:30], validation_split=0.2
+    )
     assert all({"val_acc", "val_loss"} <= set(r) for r in h.records) and h.config["validation_samples"] == 18
     _, val = stratified_split(t, 0.2, seed=2)
     model = make()
     xpnet.Trainer(model, SGD(0.5), epochs=3, batch_size=16, verbose=False, seed=2).fit(
-        np.delete(x, val, axis=0), np.delete(t, val), x_val=x[val], t_val=t[val])
+        np.delete(x, val, axis=0), np.delete(t, val), x_val=x[val], t_val=t[val]
+    )
     assert h.records[-1]["val_loss"] == pytest.approx(float(model.loss(x[val], t[val], train=False)), rel=1e-5)
     s = h.summary()
     assert s["val_epoch"] == h.best_val_epoch() and s["test@val"] == round(100 * h["test_acc"][s["val_epoch"] - 1], 2)
@@ -132,12 +137,15 @@ def test_restore_best_gives_the_best_validation_epoch_exactly(cpu_backend, rng, 
     snapshots = {}
 
     def snap(trainer, record):
-        snapshots[record["epoch"]] = ({k: host(v).copy() for k, v in trainer.model.params.items()},
-                                      {k: host(v).copy() for k, v in trainer.model.buffers.items()})
+        snapshots[record["epoch"]] = (
+            {k: host(v).copy() for k, v in trainer.model.params.items()},
+            {k: host(v).copy() for k, v in trainer.model.buffers.items()},
+        )
 
     model = make(batchnorm=batchnorm)
-    h = xpnet.Trainer(model, SGD(3.0), epochs=8, batch_size=8, verbose=False, restore_best=True,
-                      callbacks=[snap]).fit(x, t, validation_split=0.25)
+    h = xpnet.Trainer(model, SGD(3.0), epochs=8, batch_size=8, verbose=False, restore_best=True, callbacks=[snap]).fit(
+        x, t, validation_split=0.25
+    )
     best = h.best_val_epoch()
     assert best != len(h)  # the last epoch is not the best, so restoring matters
     params, buffers = snapshots[best]
@@ -152,9 +160,10 @@ def test_patience_watches_the_validation_loss(rng):
     x, t = blobs(rng, 120)
     x[:, 0] += rng.standard_normal(120).astype(np.float32) * 3
     h = xpnet.Trainer(make(), SGD(3.0), epochs=30, batch_size=8, verbose=False).fit(
-        x, t, x, t, validation_split=0.25, patience=2)
+        x, t, x, t, validation_split=0.25, patience=2
+    )
     losses = h["val_loss"]
-    stop = next(e for e in range(2, len(losses) + 1) if min(losses[:e]) < min(losses[e - 2:e]))
+    stop = next(e for e in range(2, len(losses) + 1) if min(losses[:e]) < min(losses[e - 2 : e]))
     assert len(h) == stop < 30  # stopped when the validation loss had not improved for 2 epochs
 
 
@@ -182,9 +191,27 @@ def test_unknown_gradient_mode_is_refused_at_construction():
 def test_cli_controls_end_to_end(tmp_path, capsys):
     from xpnet.cli import main
 
-    argv = ["train", "--epochs", "4", "--hidden", "20", "--schedule", "cosine", "--warmup", "1", "--clip-norm", "5",
-            "--validation-split", "0.2", "--patience", "3", "--restore-best", "--quiet", "--history",
-            str(tmp_path / "h.json")]
+    argv = [
+        "train",
+        "--epochs",
+        "4",
+        "--hidden",
+        "20",
+        "--schedule",
+        "cosine",
+        "--warmup",
+        "1",
+        "--clip-norm",
+        "5",
+        "--validation-split",
+        "0.2",
+        "--patience",
+        "3",
+        "--restore-best",
+        "--quiet",
+        "--history",
+        str(tmp_path / "h.json"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "| val_epoch | test@val |" in out
@@ -193,18 +220,22 @@ def test_cli_controls_end_to_end(tmp_path, capsys):
     assert h.config["clip_norm"] == 5 and h.config["validation_split"] == 0.2 and h["val_loss"][0] is not None
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--gradient", "symbolic"], "--gradient: unknown mode 'symbolic'; valid: backprop, numerical"),
-    (["--schedule", "cos"], "--schedule: unknown schedule 'cos'"),
-    (["--warmup", "5"], "--warmup (5) must be fewer than --epochs (2)"),
-    (["--clip-norm", "0"], "--clip-norm must be a finite number > 0"),
-    (["--validation-split", "1.5"], "--validation-split must be a fraction in (0, 1)"),
-    (["--validation-split", "0.2", "--patience", "0"], "--patience must be an integer >= 1"),
-    (["--restore-best"], "--restore-best needs --validation-split"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--gradient", "symbolic"], "--gradient: unknown mode 'symbolic'; valid: backprop, numerical"),
+        (["--schedule", "cos"], "--schedule: unknown schedule 'cos'"),
+        (["--warmup", "5"], "--warmup (5) must be fewer than --epochs (2)"),
+        (["--clip-norm", "0"], "--clip-norm must be a finite number > 0"),
+        (["--validation-split", "1.5"], "--validation-split must be a fraction in (0, 1)"),
+        (["--validation-split", "0.2", "--patience", "0"], "--patience must be an integer >= 1"),
+        (["--restore-best"], "--restore-best needs --validation-split"),
+    ],
+)
 def test_cli_options_are_checked_before_training(args, message):
-    run = subprocess.run([sys.executable, "-m", "xpnet", "train", "--epochs", "2", *args], capture_output=True,
-                         text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "xpnet", "train", "--epochs", "2", *args], capture_output=True, text=True, check=False
+    )
     assert run.returncode == 2 and run.stdout == ""
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"xpnet train: error: {message}"), run.stderr
@@ -213,8 +244,22 @@ def test_cli_options_are_checked_before_training(args, message):
 def test_cli_compare_numerical_and_backprop(tmp_path, capsys):
     from xpnet.cli import main
 
-    argv = ["compare", "--gradient", "numerical,backprop", "--hidden", "3", "--activation", "sigmoid", "--epochs", "1",
-            "--batch-size", "500", "--quiet", "--history", str(tmp_path / "h.json")]
+    argv = [
+        "compare",
+        "--gradient",
+        "numerical,backprop",
+        "--hidden",
+        "3",
+        "--activation",
+        "sigmoid",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "500",
+        "--quiet",
+        "--history",
+        str(tmp_path / "h.json"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     header, _, numerical, backprop = out.split("| gradient")[1].splitlines()[:4]
@@ -231,12 +276,36 @@ def test_cli_resume_keeps_the_schedule_clipping_and_validation(tmp_path):
     """A run stopped after 2 epochs and resumed to 4 ends where a straight 4-epoch run does."""
     from xpnet.cli import main
 
-    opts = ["--hidden", "16", "--schedule", "exponential:0.8", "--clip-norm", "0.5", "--validation-split", "0.2",
-            "--quiet"]
+    opts = [
+        "--hidden",
+        "16",
+        "--schedule",
+        "exponential:0.8",
+        "--clip-norm",
+        "0.5",
+        "--validation-split",
+        "0.2",
+        "--quiet",
+    ]
     assert main(["train", "--epochs", "4", *opts, "--save", str(tmp_path / "straight.npz")]) == 0
     assert main(["train", "--epochs", "2", *opts, "--checkpoint", str(tmp_path / "run.ckpt")]) == 0
-    assert main(["train", "--resume", str(tmp_path / "run.ckpt"), "--epochs", "4", "--quiet",
-                 "--save", str(tmp_path / "resumed.npz"), "--history", str(tmp_path / "h.json")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(tmp_path / "run.ckpt"),
+                "--epochs",
+                "4",
+                "--quiet",
+                "--save",
+                str(tmp_path / "resumed.npz"),
+                "--history",
+                str(tmp_path / "h.json"),
+            ]
+        )
+        == 0
+    )
     with np.load(tmp_path / "resumed.npz") as a, np.load(tmp_path / "straight.npz") as b:
         for key in b.files:
             if key.startswith("param"):
@@ -249,8 +318,21 @@ def test_cli_resume_keeps_the_schedule_clipping_and_validation(tmp_path):
 def test_cli_numerical_training_is_float64_unless_told(tmp_path, dtype_args, expected):
     from xpnet.cli import main
 
-    argv = ["train", "--gradient", "numerical", "--hidden", "2", "--epochs", "1", "--batch-size", "1000", "--quiet",
-            "--history", str(tmp_path / "h.json"), *dtype_args]
+    argv = [
+        "train",
+        "--gradient",
+        "numerical",
+        "--hidden",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "1000",
+        "--quiet",
+        "--history",
+        str(tmp_path / "h.json"),
+        *dtype_args,
+    ]
     assert main(argv) == 0
     config = xpnet.History.load(tmp_path / "h.json").config
     assert config["dtype"] == expected and config["gradient"] == "numerical"

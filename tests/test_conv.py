@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from xptest import assert_input_gradient, assert_same_on_cpu_backends, host
 
 import xpnet
 from xpnet import layers as L
 from xpnet.layers.im2col import col2im, im2col
-from xptest import assert_input_gradient, assert_same_on_cpu_backends, host
 
 
 def _check(model, x, t, tol=1e-6):
@@ -28,8 +28,9 @@ def test_convolution_gradient_check(backend, rng, case):
     xpnet.set_default_dtype("float64")
     conv = L.Convolution(p["c"], p["fn"], p["k"], stride=p["stride"], pad=p["pad"])
     shape = conv.output_shape((p["c"], *p["hw"]))
-    model = xpnet.Sequential([conv, L.Tanh(), L.Flatten(), L.Affine(int(np.prod(shape)), 3)],
-                             input_shape=(p["c"], *p["hw"]), input_grad=True)
+    model = xpnet.Sequential(
+        [conv, L.Tanh(), L.Flatten(), L.Affine(int(np.prod(shape)), 3)], input_shape=(p["c"], *p["hw"]), input_grad=True
+    )
     x = rng.standard_normal((p["n"], p["c"], *p["hw"]))
     t = rng.integers(0, 3, p["n"])
     _check(model, x, t)
@@ -43,8 +44,9 @@ def test_pooling_gradient_check(backend, rng, pool, size, stride, pad):
     layer = (L.Pooling if pool == "max" else L.AvgPooling)(size, stride, pad)
     conv = L.Convolution(2, 2, 2)
     shape = layer.output_shape(conv.output_shape((2, 6, 6)))
-    model = xpnet.Sequential([conv, layer, L.Flatten(), L.Affine(int(np.prod(shape)), 3)], input_shape=(2, 6, 6),
-                             input_grad=True)
+    model = xpnet.Sequential(
+        [conv, layer, L.Flatten(), L.Affine(int(np.prod(shape)), 3)], input_shape=(2, 6, 6), input_grad=True
+    )
     x = rng.standard_normal((2, 2, 6, 6))
     t = np.array([0, 2])
     _check(model, x, t)
@@ -93,7 +95,7 @@ def test_col2im_is_the_adjoint_of_im2col(backend, rng):
     xpnet.set_default_dtype("float64")
     xp = backend.xp
     x = rng.standard_normal((2, 3, 7, 6))
-    col, oh, ow = im2col(xp, xpnet.asarray(x), 3, 2, 2, 1)
+    col, _oh, _ow = im2col(xp, xpnet.asarray(x), 3, 2, 2, 1)
     c = rng.standard_normal(tuple(col.shape))
     lhs = np.sum(host(col) * c)
     rhs = np.sum(x * host(col2im(xp, xpnet.asarray(c), x.shape, 3, 2, 2, 1)))
@@ -136,9 +138,21 @@ def test_cnn_save_load_round_trip(rng, tmp_path):
 def test_cnn_cross_backend_equivalence(rng):
     """Same seed and data → same CNN outputs and gradients on every CPU backend (float64)."""
     assert_same_on_cpu_backends(
-        lambda: xpnet.Sequential([L.Convolution(2, 3, 3, stride=2, pad=1), L.ReLU(), L.Pooling(2, 1), L.Convolution(3, 2, 2),
-                                  L.AvgPooling(1), L.Flatten(), L.Affine(8, 3)], input_shape=(2, 7, 7)),
-        rng.standard_normal((3, 2, 7, 7)), np.array([0, 2, 1]))
+        lambda: xpnet.Sequential(
+            [
+                L.Convolution(2, 3, 3, stride=2, pad=1),
+                L.ReLU(),
+                L.Pooling(2, 1),
+                L.Convolution(3, 2, 2),
+                L.AvgPooling(1),
+                L.Flatten(),
+                L.Affine(8, 3),
+            ],
+            input_shape=(2, 7, 7),
+        ),
+        rng.standard_normal((3, 2, 7, 7)),
+        np.array([0, 2, 1]),
+    )
 
 
 @pytest.mark.parametrize("pool", [L.Pooling, L.AvgPooling])

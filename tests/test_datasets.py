@@ -11,7 +11,7 @@ SHARED_MNIST = shared_data("mnist")
 
 
 def test_digits_like_load_mnist():
-    (x, t), (xt, tt) = datasets.load_digits()
+    (x, t), (xt, _tt) = datasets.load_digits()
     assert x.shape == (1438, 64) and xt.shape == (359, 64)
     assert x.dtype == np.float32 and t.dtype == np.int64
     assert x.min() == 0.0 and x.max() == 1.0
@@ -29,7 +29,10 @@ def _write_idx(folder, n=5, rows=4, cols=3, gz=True, magic_images=0x803, truncat
     for split in ("train", "t10k"):
         img = struct.pack(">4I", magic_images, n, rows, cols) + images.tobytes()
         lab = struct.pack(">2I", 0x801, n) + labels.tobytes()
-        for name, raw in ((f"{split}-images-idx3-ubyte", img[: len(img) - truncate]), (f"{split}-labels-idx1-ubyte", lab)):
+        for name, raw in (
+            (f"{split}-images-idx3-ubyte", img[: len(img) - truncate]),
+            (f"{split}-labels-idx1-ubyte", lab),
+        ):
             if gz:
                 (folder / (name + ".gz")).write_bytes(gzip.compress(raw))
             else:
@@ -40,7 +43,7 @@ def _write_idx(folder, n=5, rows=4, cols=3, gz=True, magic_images=0x803, truncat
 @pytest.mark.parametrize("gz", [True, False])
 def test_idx_files_gz_or_raw(tmp_path, gz):
     images, labels = _write_idx(tmp_path / "mnist", gz=gz)
-    (x, t), (xt, tt) = datasets.load_mnist(tmp_path / "mnist")
+    (x, t), (_xt, _tt) = datasets.load_mnist(tmp_path / "mnist")
     assert x.shape == (5, 12) and x.dtype == np.float32
     np.testing.assert_allclose(x, images.reshape(5, -1) / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(t, labels)

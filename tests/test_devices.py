@@ -44,7 +44,9 @@ def values_needed(backend) -> None:
 
 def on_device(backend, **arrays) -> None:
     for name, a in arrays.items():
-        assert a is not None and backend.owns(a), f"{name} is not on {backend}: {type(a).__name__} on {getattr(a, 'device', '?')}"
+        assert a is not None and backend.owns(a), (
+            f"{name} is not on {backend}: {type(a).__name__} on {getattr(a, 'device', '?')}"
+        )
 
 
 def test_every_layer_class_has_a_case():
@@ -85,8 +87,10 @@ def test_loss_step_stays_on_device(device_backend, rng, loss):
 
 
 def _model(dropout: float = 0.2):
-    return xpnet.Sequential([L.Affine(6, 8), L.BatchNorm(8), L.Mish(), L.Dropout(dropout), L.Affine(8, 3)],
-                            loss=losses.Flooding(losses.SoftmaxCrossEntropy(), 0.01))
+    return xpnet.Sequential(
+        [L.Affine(6, 8), L.BatchNorm(8), L.Mish(), L.Dropout(dropout), L.Affine(8, 3)],
+        loss=losses.Flooding(losses.SoftmaxCrossEntropy(), 0.01),
+    )
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
@@ -155,7 +159,8 @@ def test_full_fit_on_device1_keeps_everything_there(rng):
     model = _model()
     opt = Adam(0.01)
     history = xpnet.Trainer(model, opt, epochs=2, batch_size=8, verbose=False).fit(
-        rng.standard_normal((40, 6)), rng.integers(0, 3, 40), rng.standard_normal((10, 6)), rng.integers(0, 3, 10))
+        rng.standard_normal((40, 6)), rng.integers(0, 3, 40), rng.standard_normal((10, 6)), rng.integers(0, 3, 10)
+    )
     assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["test_loss"]) for r in history.records)
     on_device(backend, **model.params, **model.buffers)
     for key, slots in opt.state.items():

@@ -23,8 +23,9 @@ HERE = pathlib.Path(__file__).resolve().parent
 MPIEXEC = shutil.which("mpiexec")
 MPI_MISSING = MPIEXEC is None or importlib.util.find_spec("mpi4py") is None
 REQUIRED = bool(os.environ.get("XPNET_REQUIRE_MPI"))  # set by .ci/run, which installs MPI: never skip there
-needs_mpi = pytest.mark.skipif(MPI_MISSING and not REQUIRED,
-                               reason="needs mpiexec and mpi4py (pip install mpi4py mpich), as CI installs them")
+needs_mpi = pytest.mark.skipif(
+    MPI_MISSING and not REQUIRED, reason="needs mpiexec and mpi4py (pip install mpi4py mpich), as CI installs them"
+)
 
 
 @pytest.fixture
@@ -38,8 +39,14 @@ def mpiexec(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 1
     if MPI_MISSING:
         pytest.fail("XPNET_REQUIRE_MPI is set but mpiexec or mpi4py is missing: pip install mpi4py mpich")
     try:
-        return subprocess.run([MPIEXEC, "-n", "2", sys.executable, *args], check=False, capture_output=True, text=True,
-                              cwd=cwd, timeout=timeout)
+        return subprocess.run(
+            [MPIEXEC, "-n", "2", sys.executable, *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"mpiexec -n 2 {' '.join(args)} hung for {timeout} s:\n{e.stdout}\n{e.stderr}")
 
@@ -152,15 +159,31 @@ def test_cli_distributed_logs_each_epoch_once_from_any_directory(tmp_path, no_la
     for epoch in (1, 2):
         assert run.stdout.count(f"epoch {epoch:3d} |") == 1, run.stdout
     assert run.stdout.count("| relu ") == 1 and run.stdout.count("model saved") == 1
-    single = subprocess.run([sys.executable, "-m", "xpnet", "train", "--epochs", "2", "--quiet"], check=False,
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    single = subprocess.run(
+        [sys.executable, "-m", "xpnet", "train", "--epochs", "2", "--quiet"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     row = next(line for line in single.stdout.splitlines() if line.startswith("| relu"))
     assert row.rsplit("|", 2)[0] in run.stdout  # same accuracies (the time column differs)
 
 
 @needs_mpi
 def test_cli_error_on_every_rank_exits_instead_of_hanging(tmp_path, no_launcher):
-    run = mpiexec("-m", "xpnet", "train", "--distributed", "--dataset", "mnist", "--data-path",
-                  str(tmp_path / "missing"), cwd=tmp_path, timeout=120)
+    run = mpiexec(
+        "-m",
+        "xpnet",
+        "train",
+        "--distributed",
+        "--dataset",
+        "mnist",
+        "--data-path",
+        str(tmp_path / "missing"),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode != 0
     assert "xpnet train: error: mnist not found" in run.stderr and "stopping all 2 ranks" in run.stderr

@@ -29,7 +29,9 @@ import pytest
 from shared_data import NO_MNIST, ROOT, shared_data
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.MULTILINE | re.DOTALL)
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.MULTILINE | re.DOTALL
+)
 MARK = re.compile(r"<!--\s*(gpu|requires:\s*([\w\s,.]+?))\s*-->")
 SHELL = {"sh", "bash", "shell", "console"}
 NEEDS_DATA = re.compile(r"load_(fashion_)?mnist|--dataset[ =](fashion-)?mnist|^xpnet data ", re.MULTILINE)
@@ -54,11 +56,16 @@ def blocks(path) -> list[Block]:
         info = m.group("info").strip().split()
         indent = len(m.group("indent"))
         code = "\n".join(line[indent:] for line in m.group("body").splitlines())
-        out.append(Block(
-            page=path.name, line=text.count("\n", 0, m.start()) + 1, lang=info[0] if info else "", code=code,
-            gpu="gpu" in info[1:] or bool(mark and mark.group(1) == "gpu"),
-            requires=[r.strip() for r in (mark.group(2) or "").split(",") if r.strip()] if mark else [],
-        ))
+        out.append(
+            Block(
+                page=path.name,
+                line=text.count("\n", 0, m.start()) + 1,
+                lang=info[0] if info else "",
+                code=code,
+                gpu="gpu" in info[1:] or bool(mark and mark.group(1) == "gpu"),
+                requires=[r.strip() for r in (mark.group(2) or "").split(",") if r.strip()] if mark else [],
+            )
+        )
     return out
 
 
@@ -124,8 +131,17 @@ def shorten_command(argv: list[str]) -> list[str]:
     if command == "bench":
         for option in ("--backend", "--device", "--network", "--rounds", "--min-time"):
             argv = _set(argv, option, None)
-        argv = [a for a in argv if a != "--quick"] + ["--backend", "numpy", "--network", "tiny", "--rounds", "1",
-                                                      "--min-time", "0.01", "--no-numgrad"]
+        argv = [a for a in argv if a != "--quick"] + [
+            "--backend",
+            "numpy",
+            "--network",
+            "tiny",
+            "--rounds",
+            "1",
+            "--min-time",
+            "0.01",
+            "--no-numgrad",
+        ]
     return argv
 
 
@@ -162,8 +178,15 @@ def test_python_blocks_run(page, tmp_path):
         "    try:\n        exec(compile(code, label, 'exec'), ns)\n"
         "    except BaseException:\n        traceback.print_exc()\n        sys.exit(f'FAILED: the block at {label}')\n"
     )
-    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(tmp_path), capture_output=True,
-                         text=True, timeout=900, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
 
 
@@ -181,9 +204,18 @@ def test_shell_commands_run(page, tmp_path):
                 skipped.append(reason)
                 continue
             short = shorten_command(argv)
-            run = subprocess.run([sys.executable, "-m", "xpnet", *short[1:]], cwd=tmp_path, env=_env(tmp_path),
-                                 capture_output=True, text=True, timeout=900, check=False)
-            assert run.returncode == 0, f"{b.page}:{b.line}: {shlex.join(short)}\n{run.stdout[-2000:]}{run.stderr[-3000:]}"
+            run = subprocess.run(
+                [sys.executable, "-m", "xpnet", *short[1:]],
+                cwd=tmp_path,
+                env=_env(tmp_path),
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+            assert run.returncode == 0, (
+                f"{b.page}:{b.line}: {shlex.join(short)}\n{run.stdout[-2000:]}{run.stderr[-3000:]}"
+            )
             ran += 1
     if not ran:
         pytest.skip("no xpnet command to run here" + (f" ({'; '.join(dict.fromkeys(skipped))})" if skipped else ""))
@@ -191,16 +223,44 @@ def test_shell_commands_run(page, tmp_path):
 
 def test_the_extraction_sees_marks_and_indented_blocks(tmp_path):
     page = tmp_path / "p.md"
-    page.write_text("a\n\n<!-- gpu -->\n```python\nimport cupy\n```\n\n- item\n\n  ```sh\n  xpnet train \\\n"
-                    "      --epochs 50  # long\n  pip install x\n  ```\n<!-- requires: torch, mpi4py -->\n"
-                    "```python gpu\nx = 1\n```\n")
+    page.write_text(
+        "a\n\n<!-- gpu -->\n```python\nimport cupy\n```\n\n- item\n\n  ```sh\n  xpnet train \\\n"
+        "      --epochs 50  # long\n  pip install x\n  ```\n<!-- requires: torch, mpi4py -->\n"
+        "```python gpu\nx = 1\n```\n"
+    )
     gpu, sh, req = blocks(page)
     assert (gpu.lang, gpu.gpu, gpu.line) == ("python", True, 4)
     assert commands(sh) == [["xpnet", "train", "--epochs", "50"]]
     assert shorten_command(commands(sh)[0]) == ["xpnet", "train", "--epochs", "1"]
     assert req.gpu and req.requires == ["torch", "mpi4py"]
-    assert shorten_command(["xpnet", "compare", "--model", "simple-cnn", "--dataset", "mnist", "--lr", "0.1", "0.5",
-                            "0.9", "--activation", "relu,swish,mish"]) \
-        == ["xpnet", "compare", "--model", "simple-cnn", "--lr", "0.1", "0.5", "--activation", "relu,swish",
-            "--epochs", "1", "--dataset", "digits"]
+    assert shorten_command(
+        [
+            "xpnet",
+            "compare",
+            "--model",
+            "simple-cnn",
+            "--dataset",
+            "mnist",
+            "--lr",
+            "0.1",
+            "0.5",
+            "0.9",
+            "--activation",
+            "relu,swish,mish",
+        ]
+    ) == [
+        "xpnet",
+        "compare",
+        "--model",
+        "simple-cnn",
+        "--lr",
+        "0.1",
+        "0.5",
+        "--activation",
+        "relu,swish",
+        "--epochs",
+        "1",
+        "--dataset",
+        "digits",
+    ]
     assert shorten_python("fit(epochs=50)\nfor i in range(10000): pass") == "fit(epochs=1)\nfor i in range(20): pass"

@@ -56,7 +56,9 @@ def _env(tmp_path, **extra):
 
 
 def _xpnet(*argv, env):
-    return subprocess.run([sys.executable, "-m", "xpnet", *argv], capture_output=True, text=True, env=env, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "xpnet", *argv], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
 
 
 def test_published_checksums_are_those_of_the_shared_mnist():
@@ -114,7 +116,10 @@ def test_checksum_mismatch_keeps_nothing_and_tries_the_next_mirror(tmp_path, ser
     shutil.copytree(MNIST, bad, ignore=shutil.ignore_patterns("README.md"))
     (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the published file")
     folder = datasets.download("mnist", tmp_path / "d", mirror=[serve(bad), serve(MNIST)])
-    assert datasets._sha256(folder / "t10k-labels-idx1-ubyte.gz") == datasets.DOWNLOADS["mnist"]["files"]["t10k-labels-idx1-ubyte.gz"]
+    assert (
+        datasets._sha256(folder / "t10k-labels-idx1-ubyte.gz")
+        == datasets.DOWNLOADS["mnist"]["files"]["t10k-labels-idx1-ubyte.gz"]
+    )
     with pytest.raises(datasets.DownloadError, match="SHA-256"):
         datasets.download("mnist", tmp_path / "e", mirror=[serve(bad)])
     assert not (tmp_path / "e" / "t10k-labels-idx1-ubyte.gz").exists()

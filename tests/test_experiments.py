@@ -28,8 +28,17 @@ TEST = [[0.90, 0.955, 0.972], [0.94, 0.962, 0.968], [0.93, 0.975, 0.981], [0.91,
 
 
 def _history(test, seed, seconds=1.5):
-    records = [{"epoch": e + 1, "train_acc": min(1.0, a + 0.01), "train_loss": 1 - a, "test_acc": a,
-                "test_loss": 1.2 - a, "seconds": seconds + 0.1 * e} for e, a in enumerate(test)]
+    records = [
+        {
+            "epoch": e + 1,
+            "train_acc": min(1.0, a + 0.01),
+            "train_loss": 1 - a,
+            "test_acc": a,
+            "test_loss": 1.2 - a,
+            "seconds": seconds + 0.1 * e,
+        }
+        for e, a in enumerate(test)
+    ]
     return History(records=records, config={"activation": "relu", "seed": seed})
 
 
@@ -49,7 +58,9 @@ def test_aggregate_matches_numpy(runs):
         assert stats[col]["sd"] == pytest.approx(ref.std(ddof=1))
         assert (stats[col]["min"], stats[col]["max"], stats[col]["n"]) == pytest.approx((ref.min(), ref.max(), 5))
     times = np.round([sum(1.0 + i + 0.1 * e for e in range(3)) for i in range(5)], 1)
-    assert stats["time"]["mean"] == pytest.approx(times.mean()) and stats["time"]["sd"] == pytest.approx(times.std(ddof=1))
+    assert stats["time"]["mean"] == pytest.approx(times.mean()) and stats["time"]["sd"] == pytest.approx(
+        times.std(ddof=1)
+    )
     col = np.array(TEST)
     for name, target in (("TS95", 0.95), ("TS97", 0.97), ("TS98", 0.98)):
         hit = col >= target
@@ -76,8 +87,12 @@ def test_curve_stats_per_epoch(runs):
     epochs, mean, sd = curve_stats(runs, "test_acc")
     col = np.array(TEST)
     assert epochs == [1, 2, 3]
-    assert mean[0] == pytest.approx(np.mean([*col[:, 0], 0.5])) and sd[0] == pytest.approx(np.std([*col[:, 0], 0.5], ddof=1))
-    assert mean[1:] == pytest.approx(col[:, 1:].mean(axis=0)) and sd[1:] == pytest.approx(col[:, 1:].std(axis=0, ddof=1))
+    assert mean[0] == pytest.approx(np.mean([*col[:, 0], 0.5])) and sd[0] == pytest.approx(
+        np.std([*col[:, 0], 0.5], ddof=1)
+    )
+    assert mean[1:] == pytest.approx(col[:, 1:].mean(axis=0)) and sd[1:] == pytest.approx(
+        col[:, 1:].std(axis=0, ddof=1)
+    )
 
 
 def test_seed_lists():
@@ -96,7 +111,9 @@ def test_seed_lists():
 def test_runs_file_round_trip(runs, tmp_path):
     save_runs(tmp_path / "r.json", runs, meta={"command": "test"})
     back = load_runs(tmp_path / "r.json")
-    assert [h.records for h in back] == [h.records for h in runs] and [h.config for h in back] == [h.config for h in runs]
+    assert [h.records for h in back] == [h.records for h in runs] and [h.config for h in back] == [
+        h.config for h in runs
+    ]
     save_runs(tmp_path / "list.json", runs)  # no extra keys: a plain list, as compare --history always wrote
     assert isinstance(json.loads((tmp_path / "list.json").read_text()), list)
     assert len(load_runs(tmp_path / "list.json")) == 5
@@ -119,8 +136,12 @@ def test_run_seeds_differ_by_seed_only():
 
 def test_compare_seeds_prints_mean_sd_and_writes_runs(tmp_path):
     path = tmp_path / "runs.json"
-    out = subprocess.run([sys.executable, "-m", "xpnet", "compare", "--seeds", "3", "--epochs", "2", "--quiet",
-                          "--history", str(path)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "xpnet", "compare", "--seeds", "3", "--epochs", "2", "--quiet", "--history", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     header, _, row = [line for line in out.splitlines() if line.startswith("|")]
     cells = dict(zip([c.strip() for c in header.split("|")[1:-1]], [c.strip() for c in row.split("|")[1:-1]]))
     histories = load_runs(path)
@@ -134,8 +155,22 @@ def test_compare_seeds_prints_mean_sd_and_writes_runs(tmp_path):
 
 def test_compare_seed_list_aggregates_one_row(capsys, tmp_path):
     pytest.importorskip("matplotlib", reason="--plot needs the optional matplotlib")
-    argv = ["compare", "--seed", "1", "5", "--epochs", "1", "--hidden", "20", "--lr", "0.1", "0.2", "--quiet",
-            "--plot", str(tmp_path / "bands.png")]
+    argv = [
+        "compare",
+        "--seed",
+        "1",
+        "5",
+        "--epochs",
+        "1",
+        "--hidden",
+        "20",
+        "--lr",
+        "0.1",
+        "0.2",
+        "--quiet",
+        "--plot",
+        str(tmp_path / "bands.png"),
+    ]
     assert main(argv) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0.")]
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows]
@@ -152,10 +187,13 @@ def test_tables_plan():
     assert {t.cfg["lr"] for t in tasks} == {0.1} and sorted({t.seed for t in tasks}) == [10, 11, 12, 13, 14]
     sweep = R.plan(R.select(["momentum-sweep"]), R.pathlib.Path("out"), seeds=1)
     assert {(t.cfg["optimizer"], t.cfg["lr"], t.cfg["momentum"]) for t in sweep} == {
-        (o, 0.1, m) for o in ("momentum", "nesterov") for m in (0.8, 0.7, 0.6, 0.5)}
+        (o, 0.1, m) for o in ("momentum", "nesterov") for m in (0.8, 0.7, 0.6, 0.5)
+    }
     quick = R.plan(R.select(["deep-cnn"]), R.pathlib.Path("q"), quick=True, backend="cupy")
-    assert [(t.cfg["dataset"], t.cfg["epochs"], t.cfg["backend"], t.seed) for t in quick] == [("digits", 2, "cupy", 10),
-                                                                                              ("digits", 2, "cupy", 11)]
+    assert [(t.cfg["dataset"], t.cfg["epochs"], t.cfg["backend"], t.seed) for t in quick] == [
+        ("digits", 2, "cupy", 10),
+        ("digits", 2, "cupy", 11),
+    ]
     with pytest.raises(ValueError, match="unknown table.*valid: all, act-lr0.1"):
         R.select(["act"])
 

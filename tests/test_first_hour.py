@@ -14,8 +14,16 @@ from xpnet.history import History, load_histories, plot_histories, save_historie
 def _history(n=3, offset=0.0):
     h = History(config={"activation": "relu", "lr": 0.1})
     for e in range(1, n + 1):
-        h.append({"epoch": e, "train_acc": 0.5 + e / 10 + offset, "train_loss": 1 / e, "test_acc": 0.4 + e / 10 + offset,
-                  "test_loss": 1.1 / e, "seconds": 0.125 * e})
+        h.append(
+            {
+                "epoch": e,
+                "train_acc": 0.5 + e / 10 + offset,
+                "train_loss": 1 / e,
+                "test_acc": 0.4 + e / 10 + offset,
+                "test_loss": 1.1 / e,
+                "seconds": 0.125 * e,
+            }
+        )
     return h
 
 

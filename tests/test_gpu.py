@@ -9,8 +9,8 @@ import pytest
 
 import xpnet
 from xpnet import layers as L
-from xpnet.losses import Flooding, SoftmaxCrossEntropy
 from xpnet.controls import train_step
+from xpnet.losses import Flooding, SoftmaxCrossEntropy
 from xpnet.optimizers import Adam, Nesterov
 
 
@@ -22,8 +22,10 @@ def _gpu(backend):
 @pytest.mark.parametrize("opt", [Adam, Nesterov])
 def test_training_step_never_synchronises(backend, rng, opt):
     _gpu(backend)
-    model = xpnet.Sequential([L.Affine(20, 32), L.BatchNorm(32), L.Mish(), L.Dropout(0.2), L.Affine(32, 5)],
-                             loss=Flooding(SoftmaxCrossEntropy(), 0.01))
+    model = xpnet.Sequential(
+        [L.Affine(20, 32), L.BatchNorm(32), L.Mish(), L.Dropout(0.2), L.Affine(32, 5)],
+        loss=Flooding(SoftmaxCrossEntropy(), 0.01),
+    )
     x, t = model.check_data(rng.random((64, 20)), rng.integers(0, 5, 64))
     optimizer = opt(0.01)
     train_step(model, optimizer, x, t)  # warm-up: kernels compiled, memory pooled

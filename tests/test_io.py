@@ -3,18 +3,20 @@ import os
 
 import numpy as np
 import pytest
+from xptest import host
 
 import xpnet
 from xpnet import layers as L
 from xpnet import losses
 from xpnet.optimizers import Adam
-from xptest import host
 
 
 def trained(rng):
     xpnet.seed(1)
-    model = xpnet.Sequential([L.Affine(4, 6), L.BatchNorm(6), L.Swish(), L.Dropout(0.2), L.Affine(6, 3)],
-                             loss=losses.Flooding(losses.SoftmaxCrossEntropy(), 0.01))
+    model = xpnet.Sequential(
+        [L.Affine(4, 6), L.BatchNorm(6), L.Swish(), L.Dropout(0.2), L.Affine(6, 3)],
+        loss=losses.Flooding(losses.SoftmaxCrossEntropy(), 0.01),
+    )
     opt = Adam(0.01)
     x, t = rng.standard_normal((20, 4)), rng.integers(0, 3, 20)
     xpnet.Trainer(model, opt, epochs=2, batch_size=5, verbose=False).fit(x, t)
@@ -149,7 +151,7 @@ def test_other_files_are_refused(tmp_path):
 
 
 def test_load_restores_a_given_optimizer(rng, tmp_path):
-    model, opt, x = trained(rng)
+    model, opt, _x = trained(rng)
     model.save(tmp_path / "m.npz", optimizer=opt)
     fresh = Adam(0.01)
     loaded = xpnet.load(tmp_path / "m.npz", optimizer=fresh)
@@ -162,12 +164,15 @@ def test_load_restores_a_given_optimizer(rng, tmp_path):
         xpnet.load(tmp_path / "plain.npz", optimizer=Adam())
 
 
-@pytest.mark.parametrize("edit", [
-    lambda m: m["layers"][0].update({"class": "Teleporter"}),
-    lambda m: m["layers"][0]["config"].update(out_features=7),  # sizes no longer chain
-    lambda m: m["layers"][0]["config"].update(bogus=1),
-    lambda m: m.pop("loss"),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m["layers"][0].update({"class": "Teleporter"}),
+        lambda m: m["layers"][0]["config"].update(out_features=7),  # sizes no longer chain
+        lambda m: m["layers"][0]["config"].update(bogus=1),
+        lambda m: m.pop("loss"),
+    ],
+)
 def test_invalid_architecture_descriptions_name_the_file(saved, edit):
     path = saved
     _rewrite(path, edit_meta=edit)

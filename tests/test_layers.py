@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from xptest import assert_input_gradient, host
 
 import xpnet
 from xpnet import layers as L
-from xptest import assert_input_gradient, host
 
 ACTIVATION_FACTORIES = {
     "ReLU": L.ReLU,

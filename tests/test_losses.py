@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from xptest import host
 
 import xpnet
 from xpnet import layers as L
 from xpnet import losses
-from xptest import host
 
 
 def _softmax(a):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from xptest import assert_same_on_cpu_backends, host
 
 import xpnet
 from xpnet import layers as L
-from xptest import assert_same_on_cpu_backends, host
 
 
 def small_model(**kw):
@@ -127,8 +127,12 @@ def test_summary_lists_layers_and_sizes():
 def test_cross_backend_equivalence(rng):
     """Same seed and data → same outputs and gradients on every CPU backend (float64)."""
     assert_same_on_cpu_backends(
-        lambda: xpnet.Sequential([L.Affine(6, 8), L.Mish(), L.BatchNorm(8), L.Affine(8, 5), L.TanhExp(), L.Affine(5, 4)]),
-        rng.standard_normal((8, 6)), rng.integers(0, 4, 8))
+        lambda: xpnet.Sequential(
+            [L.Affine(6, 8), L.Mish(), L.BatchNorm(8), L.Affine(8, 5), L.TanhExp(), L.Affine(5, 4)]
+        ),
+        rng.standard_normal((8, 6)),
+        rng.integers(0, 4, 8),
+    )
 
 
 def test_float32_model_stays_float32(backend, rng):

@@ -36,8 +36,11 @@ def test_integer_targets_keep_the_model_dtype(backend, rng, loss_cls):
     assert e.dtype == f32 and loss.backward().dtype == f32
     # the values are those of float targets
     ref = loss_cls()
-    np.testing.assert_allclose(float(ref.forward(xpnet.asarray(host(model.predict(x))), xpnet.asarray(t.astype(np.float32)))),
-                               float(model.loss(x, t)), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(ref.forward(xpnet.asarray(host(model.predict(x))), xpnet.asarray(t.astype(np.float32)))),
+        float(model.loss(x, t)),
+        rtol=1e-6,
+    )
 
 
 # -- 2. cross-entropy subtracts per row ---------------------------------------------------------------

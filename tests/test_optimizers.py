@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from xptest import host
 
 import xpnet
 from xpnet import optimizers as O
-from xptest import host
 
 W0 = np.array([[1.0, -2.0], [0.5, 3.0]])
 G1 = np.array([[0.1, -0.2], [0.3, 0.4]])
@@ -78,7 +78,7 @@ def test_state_under_the_books_names():
     _two_steps(mom)
     np.testing.assert_allclose(host(mom.v["0.W"]), 0.9 * (-0.1 * G1) - 0.1 * G2, rtol=1e-6)
     with pytest.raises(AttributeError):
-        getattr(O.SGD(), "v")
+        _ = O.SGD().v
 
 
 def test_momentum_and_nesterov_differ_only_in_the_rule():

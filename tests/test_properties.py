@@ -19,8 +19,13 @@ from xpnet import layers as L
 from xpnet import losses, optimizers
 
 BACKENDS = [name for name in CPU_BACKENDS if name in xpnet.available_backends()]
-PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @pytest.fixture(autouse=True)
@@ -83,8 +88,12 @@ def _copy_to_float64(layer, layer64):
 
 
 @pytest.mark.parametrize("kind", LAYER_KINDS)
-@given(data=st.data(), backend=st.sampled_from(BACKENDS), dtype=st.sampled_from(["float32", "float64"]),
-       seed=st.integers(0, 2**16))
+@given(
+    data=st.data(),
+    backend=st.sampled_from(BACKENDS),
+    dtype=st.sampled_from(["float32", "float64"]),
+    seed=st.integers(0, 2**16),
+)
 @settings(PROPERTY, max_examples=12)
 def test_layer_backward_matches_central_differences(kind, data, backend, dtype, seed):
     """Directional derivatives: ``<dx, v>`` and ``<dP, v_P>`` from backward (in the drawn dtype)
@@ -155,7 +164,7 @@ def architectures(draw):
             if pool:
                 layers.append(L.Pooling(2, 2) if hw % 2 == 0 else L.AvgPooling(2, 1))
             n = int(math.prod(_out_shape(layers, input_shape)))
-            return layers + [L.Flatten(), L.Affine(n, classes)]
+            return [*layers, L.Flatten(), L.Affine(n, classes)]
     else:
         widths = draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))
         extras = [(draw(activation), draw(st.booleans()), draw(st.sampled_from([0.0, 0.25]))) for _ in widths[1:]]
@@ -168,10 +177,14 @@ def architectures(draw):
                 layers += [L.BatchNorm(b)] if bn else []
                 layers.append(ACTIVATIONS[act]())
                 layers += [L.Dropout(p)] if p else []
-            return layers + [L.Affine(widths[-1], classes)]
+            return [*layers, L.Affine(widths[-1], classes)]
+
     loss = draw(st.sampled_from(["sce", "mse", "flood"]))
-    make_loss = {"sce": losses.SoftmaxCrossEntropy, "mse": losses.MeanSquaredError,
-                 "flood": lambda: losses.Flooding(losses.SoftmaxCrossEntropy(), 0.05)}[loss]
+    make_loss = {
+        "sce": losses.SoftmaxCrossEntropy,
+        "mse": losses.MeanSquaredError,
+        "flood": lambda: losses.Flooding(losses.SoftmaxCrossEntropy(), 0.05),
+    }[loss]
     return build, make_loss, input_shape, classes, loss == "mse"
 
 
@@ -181,9 +194,13 @@ def _out_shape(layers, shape):
     return shape
 
 
-@given(arch=architectures(), backend=st.sampled_from(BACKENDS),
-       dtype=st.sampled_from(["float32", "float64", "bfloat16"]),
-       opt_name=st.sampled_from([None, *sorted(optimizers.OPTIMIZERS)]), seed=st.integers(0, 2**16))
+@given(
+    arch=architectures(),
+    backend=st.sampled_from(BACKENDS),
+    dtype=st.sampled_from(["float32", "float64", "bfloat16"]),
+    opt_name=st.sampled_from([None, *sorted(optimizers.OPTIMIZERS)]),
+    seed=st.integers(0, 2**16),
+)
 @settings(PROPERTY, max_examples=15, derandomize=False)  # exact property: random examples every run
 def test_save_load_round_trip(tmp_path_factory, arch, backend, dtype, opt_name, seed):
     build, make_loss, input_shape, classes, regression = arch
@@ -226,8 +243,13 @@ def test_save_load_round_trip(tmp_path_factory, arch, backend, dtype, opt_name, 
 LABEL_DTYPES = ["int8", "uint8", "int16", "int32", "int64"]
 
 
-@given(backend=st.sampled_from(BACKENDS), classes=st.sampled_from([2, 3, 7, 130, 300]),
-       dtype=st.sampled_from(LABEL_DTYPES), n=st.integers(1, 6), data=st.data())
+@given(
+    backend=st.sampled_from(BACKENDS),
+    classes=st.sampled_from([2, 3, 7, 130, 300]),
+    dtype=st.sampled_from(LABEL_DTYPES),
+    n=st.integers(1, 6),
+    data=st.data(),
+)
 @settings(PROPERTY, max_examples=60, derandomize=False)  # exact property: random examples every run
 def test_labels_are_checked_or_used_exactly(backend, classes, dtype, n, data):
     """``model.loss`` raises ValueError for out-of-range or miscounted labels, and otherwise gives the
@@ -260,9 +282,12 @@ def test_labels_are_checked_or_used_exactly(backend, classes, dtype, n, data):
     ref = np.mean((m[:, 0] + np.log(np.exp(y - m).sum(axis=1))) - y[np.arange(n), labels.astype(np.int64)])
     np.testing.assert_allclose(float(model.loss(x, labels)), ref, rtol=1e-12, atol=1e-12)
     onehot = np.eye(classes)[labels.astype(np.int64)]
-    np.testing.assert_allclose(host(model.gradient(x, labels)["0.b"]),
-                               (np.exp(y - m) / np.exp(y - m).sum(axis=1, keepdims=True) - onehot).mean(axis=0),
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        host(model.gradient(x, labels)["0.b"]),
+        (np.exp(y - m) / np.exp(y - m).sum(axis=1, keepdims=True) - onehot).mean(axis=0),
+        rtol=1e-10,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])

@@ -47,9 +47,11 @@ def _outside_backends():
 @pytest.mark.parametrize("path", _outside_backends(), ids=lambda p: str(p.relative_to(PKG)))
 def test_no_branch_on_a_library_name_outside_the_backends(path):
     """``if backend.name == "cupy"``-style branches belong in the library's adapter (xpnet/backends/)."""
+
     def is_backend_name(e: ast.expr) -> bool:  # backend.name, self.name, name, backend, b
         return (isinstance(e, ast.Attribute) and e.attr == "name") or (
-            isinstance(e, ast.Name) and e.id in {"name", "backend", "b", "lib", "library"})
+            isinstance(e, ast.Name) and e.id in {"name", "backend", "b", "lib", "library"}
+        )
 
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Compare):

@@ -53,18 +53,21 @@ def test_join_of_three():
     assert S.values(s, 8) == pytest.approx([1.0, 1.0, 0.5, 0.5, 0.5, 0.1, 0.05, 0.025])
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: S.StepDecay(0.1, 0), "step_size"),
-    (lambda: S.StepDecay(0.1, 2.5), "step_size"),
-    (lambda: S.Exponential(0.1, 0.0), "gamma"),
-    (lambda: S.Cosine(0.1, 0), "total"),
-    (lambda: S.Cosine(0.1, 10, min_lr=0.5), "min_lr"),
-    (lambda: S.LinearWarmup(-0.1, 3), "lr"),
-    (lambda: S.Constant(0.1, unit="batch"), "unit"),
-    (lambda: S.Join((S.Constant(0.1),), (3,)), "boundaries"),
-    (lambda: S.Join((S.Constant(0.1), S.Constant(0.2)), (0,)), "boundaries"),
-    (lambda: S.warmup_cosine(0.1, 10, 10), "warmup"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: S.StepDecay(0.1, 0), "step_size"),
+        (lambda: S.StepDecay(0.1, 2.5), "step_size"),
+        (lambda: S.Exponential(0.1, 0.0), "gamma"),
+        (lambda: S.Cosine(0.1, 0), "total"),
+        (lambda: S.Cosine(0.1, 10, min_lr=0.5), "min_lr"),
+        (lambda: S.LinearWarmup(-0.1, 3), "lr"),
+        (lambda: S.Constant(0.1, unit="batch"), "unit"),
+        (lambda: S.Join((S.Constant(0.1),), (3,)), "boundaries"),
+        (lambda: S.Join((S.Constant(0.1), S.Constant(0.2)), (0,)), "boundaries"),
+        (lambda: S.warmup_cosine(0.1, 10, 10), "warmup"),
+    ],
+)
 def test_invalid_arguments_name_themselves(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -85,8 +88,12 @@ def test_command_line_specs():
     s = S.from_spec("cosine:0.01", 0.1, 10, warmup=2)
     assert s == S.Join((S.LinearWarmup(0.1, 2), S.Cosine(0.1, 8, 0.01)), (2,))
     assert S.from_spec(None, 0.1, 10, warmup=2)(5) == 0.1  # warm-up alone, then constant
-    for spec, match in [("cos", "--schedule: unknown schedule 'cos'"), ("step:0", "--schedule step:0"),
-                        ("exponential:x", "--schedule exponential:x"), ("constant:3", "at most 0")]:
+    for spec, match in [
+        ("cos", "--schedule: unknown schedule 'cos'"),
+        ("step:0", "--schedule step:0"),
+        ("exponential:x", "--schedule exponential:x"),
+        ("constant:3", "at most 0"),
+    ]:
         with pytest.raises(ValueError, match=match):
             S.from_spec(spec, 0.1, 10)
     with pytest.raises(ValueError, match="--warmup"):
@@ -111,8 +118,15 @@ def test_trainer_sets_the_rate_per_epoch_and_records_it(rng):
     schedule = S.warmup_cosine(0.2, 2, 6)
     seen = []
     opt = SGD(0.2)
-    h = xpnet.Trainer(_model(), opt, epochs=6, batch_size=16, verbose=False, schedule=schedule,
-                      callbacks=[lambda tr, r: seen.append(tr.optimizer.lr)]).fit(x, t)
+    h = xpnet.Trainer(
+        _model(),
+        opt,
+        epochs=6,
+        batch_size=16,
+        verbose=False,
+        schedule=schedule,
+        callbacks=[lambda tr, r: seen.append(tr.optimizer.lr)],
+    ).fit(x, t)
     expected = S.values(schedule, 6)
     assert h["lr"] == expected and seen == expected
     assert all(type(v) is float for v in h["lr"])  # a host float: nothing to sync, nothing to recompile

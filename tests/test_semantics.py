@@ -15,9 +15,20 @@ def mlp():
 
 
 def cnn():
-    return xpnet.Sequential([L.Convolution(2, 3, 3, pad=1), L.BatchNorm(3), L.ReLU(), L.Pooling(2, 2),
-                             L.Convolution(3, 2, 3, pad=1), L.Tanh(), L.AvgPooling(2, 1), L.Flatten(), L.Affine(8, 3)],
-                            input_shape=(2, 6, 6))
+    return xpnet.Sequential(
+        [
+            L.Convolution(2, 3, 3, pad=1),
+            L.BatchNorm(3),
+            L.ReLU(),
+            L.Pooling(2, 2),
+            L.Convolution(3, 2, 3, pad=1),
+            L.Tanh(),
+            L.AvgPooling(2, 1),
+            L.Flatten(),
+            L.Affine(8, 3),
+        ],
+        input_shape=(2, 6, 6),
+    )
 
 
 def data(rng, model, n):
@@ -94,8 +105,11 @@ def test_evaluation_keeps_nothing_batch_sized(backend, rng, build):
     x, t = data(rng, model, 5)
     model.gradient(x, t)  # a training step leaves its caches (batch of 5)
     big_x, big_t = data(rng, model, 97)
-    for evaluate in (lambda: model.predict(big_x), lambda: model.loss(big_x, big_t),
-                     lambda: model.accuracy(big_x, big_t)):
+    for evaluate in (
+        lambda: model.predict(big_x),
+        lambda: model.loss(big_x, big_t),
+        lambda: model.accuracy(big_x, big_t),
+    ):
         evaluate()
         assert _batch_sized(model, 97) == []
         assert _batch_sized(model, 5) == []  # the training batch's caches are gone too
@@ -123,8 +137,11 @@ def test_predict_loss_and_accuracy_run_in_batches(backend, rng):
     x, t = rng.standard_normal((10, 6)), rng.integers(0, 3, 10)
     whole = (host(model.predict(x)), float(model.loss(x, t)), model.accuracy(x, t))
     spy.seen.clear()
-    batched = (host(model.predict(x, batch_size=4)), float(model.loss(x, t, batch_size=4)),
-               model.accuracy(x, t, batch_size=4))
+    batched = (
+        host(model.predict(x, batch_size=4)),
+        float(model.loss(x, t, batch_size=4)),
+        model.accuracy(x, t, batch_size=4),
+    )
     assert max(spy.seen) <= 4 and sum(spy.seen) == 30
     np.testing.assert_allclose(batched[0], whole[0], rtol=1e-12)
     assert batched[1] == pytest.approx(whole[1], rel=1e-12) and batched[2] == whole[2]

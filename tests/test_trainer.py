@@ -124,8 +124,9 @@ def test_labels_checked_once_before_training(rng):
 def test_early_stopping_and_callbacks(rng):
     x, t = blobs(rng)
     seen = []
-    h = xpnet.Trainer(make(), SGD(0.1), epochs=10, verbose=False,
-                      callbacks=[lambda tr, r: seen.append(r["epoch"]) or r["epoch"] == 3]).fit(x, t)
+    h = xpnet.Trainer(
+        make(), SGD(0.1), epochs=10, verbose=False, callbacks=[lambda tr, r: seen.append(r["epoch"]) or r["epoch"] == 3]
+    ).fit(x, t)
     assert len(h) == 3 and seen == [1, 2, 3]
     h = xpnet.Trainer(make(), SGD(1e-12), epochs=10, verbose=False, patience=2).fit(x, t)
     assert len(h) < 10  # a learning rate too small to improve the loss: stops after 2 flat epochs

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import platform
@@ -40,6 +41,7 @@ from . import layers as L
 from .controls import train_step
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import SGD
+from .tables import markdown_table
 
 NETWORKS: dict[str, tuple[Any, int]] = {
     "small": ((784, 100, 50, 10), 100),
@@ -113,7 +115,7 @@ def gemm_products(model: Any, batch: int) -> list[tuple[tuple[int, ...], tuple[i
     dX ``(CKK, F)·(N, F, P)`` (not for layer 0).
     """
     prods = []
-    for i, (layer, (s_in, s_out)) in enumerate(zip(model.layers, model.shapes)):
+    for i, (layer, (_s_in, s_out)) in enumerate(zip(model.layers, model.shapes)):
         if isinstance(layer, L.Affine):
             n_in, n_out = layer.in_features, layer.out_features
             prods += [((batch, n_in), (n_in, n_out), False), ((n_in, batch), (batch, n_out), False)]
@@ -155,7 +157,7 @@ def torch_model(sizes: Any) -> Any:
     nn = torch.nn
     if not _is_cnn(sizes):
         layers: list[Any] = []
-        for a, b in zip(sizes[:-2], sizes[1:-1]):
+        for a, b in itertools.pairwise(sizes):
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers.append(nn.Linear(sizes[-2], sizes[-1]))
         return nn.Sequential(*layers)
@@ -166,13 +168,27 @@ def torch_model(sizes: Any) -> Any:
             c = f
             if i % 2:
                 layers.append(nn.MaxPool2d(2, 2))
-        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5),
-                             nn.Linear(50, 10), nn.Dropout(0.5))
+        return nn.Sequential(
+            *layers,
+            nn.Flatten(),
+            nn.Linear(64 * 4 * 4, 50),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(50, 10),
+            nn.Dropout(0.5),
+        )
     c, hw = CNN_SHAPE[sizes][0], CNN_SHAPE[sizes][1]
     f, k, hidden = (30, 5, 100) if sizes == "SimpleConvNet" else (4, 3, 8)
     flat = f * ((hw - k + 1) // 2) ** 2
-    return nn.Sequential(nn.Conv2d(c, f, k), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(), nn.Linear(flat, hidden),
-                         nn.ReLU(), nn.Linear(hidden, 10))
+    return nn.Sequential(
+        nn.Conv2d(c, f, k),
+        nn.ReLU(),
+        nn.MaxPool2d(2, 2),
+        nn.Flatten(),
+        nn.Linear(flat, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 10),
+    )
 
 
 def torch_step(device: Any, sizes: Any, batch: int, dtype: str = "float32") -> Callable[[], None]:
@@ -197,8 +213,9 @@ def torch_step(device: Any, sizes: Any, batch: int, dtype: str = "float32") -> C
     return step
 
 
-def interleaved(candidates: dict[str, Callable[[], None]], rounds: int = 7, min_time: float = 0.2,
-                pause: float = 0.25) -> dict[str, dict[str, float]]:
+def interleaved(
+    candidates: dict[str, Callable[[], None]], rounds: int = 7, min_time: float = 0.2, pause: float = 0.25
+) -> dict[str, dict[str, float]]:
     """Min, median and max seconds per call of each candidate, timed round-robin.
 
     Each candidate is first warmed up for ``min_time`` seconds (at least 3 calls); then each round
@@ -223,8 +240,10 @@ def interleaved(candidates: dict[str, Callable[[], None]], rounds: int = 7, min_
             for _ in range(n):
                 f()
             samples[name].append((time.perf_counter() - start) / n)
-    return {name: {"min": min(s), "median": statistics.median(s), "max": max(s), "rounds": len(s)}
-            for name, s in samples.items()}
+    return {
+        name: {"min": min(s), "median": statistics.median(s), "max": max(s), "rounds": len(s)}
+        for name, s in samples.items()
+    }
 
 
 def _torch_device(backend: B.Backend) -> str | None:
@@ -305,8 +324,11 @@ def blas_info() -> dict[str, Any]:
     except ImportError:
         info["blas_error"] = "threadpoolctl is not installed (pip install threadpoolctl)"
     else:
-        info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
-                        for d in threadpool_info() if d.get("user_api") == "blas"]
+        info["blas"] = [
+            {k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+            for d in threadpool_info()
+            if d.get("user_api") == "blas"
+        ]
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         info["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads()}
@@ -314,14 +336,19 @@ def blas_info() -> dict[str, Any]:
 
 
 def describe_blas(info: dict[str, Any]) -> list[str]:
-    lines = [f"BLAS: {b['internal_api']} {b['version']}, kernel {b['architecture']}, {b['num_threads']} threads ({b['filepath']})"
-             for b in info["blas"]] or [f"BLAS: unknown ({info.get('blas_error', 'no BLAS library found')})"]
+    lines = [
+        f"BLAS: {b['internal_api']} {b['version']}, kernel {b['architecture']}, "
+        f"{b['num_threads']} threads ({b['filepath']})"
+        for b in info["blas"]
+    ] or [f"BLAS: unknown ({info.get('blas_error', 'no BLAS library found')})"]
     if "torch" in info:
         lines.append(f"PyTorch {info['torch']['version']}: {info['torch']['threads']} threads")
     if info["pinned"]:
         pins = " ".join(f"{k}={v}" for k, v in info["pinned"].items())
-        lines.append(f"WARNING: {pins} pins an older OpenBLAS kernel: GEMMs run slower than on a user's machine; "
-                     f"benchmark with `env -u {' -u '.join(PINNED_BLAS)} xpnet bench ...`")
+        lines.append(
+            f"WARNING: {pins} pins an older OpenBLAS kernel: GEMMs run slower than on a user's machine; "
+            f"benchmark with `env -u {' -u '.join(PINNED_BLAS)} xpnet bench ...`"
+        )
     return lines
 
 
@@ -329,8 +356,9 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 else float("nan")
 
 
-def bench_backend(backend: B.Backend, networks: list[str], rounds: int, min_time: float, dtype: str = "float32",
-                  memory: bool = True) -> list[dict[str, Any]]:
+def bench_backend(
+    backend: B.Backend, networks: list[str], rounds: int, min_time: float, dtype: str = "float32", memory: bool = True
+) -> list[dict[str, Any]]:
     rows = []
     for net in networks:
         sizes, batch = NETWORKS[net]
@@ -339,8 +367,13 @@ def bench_backend(backend: B.Backend, networks: list[str], rounds: int, min_time
         if device is not None:
             cands["torch"] = torch_step(device, sizes, batch, dtype)
         times = interleaved(cands, rounds=rounds, min_time=min_time)
-        row: dict[str, Any] = {"backend": backend.name, "device": str(backend.device), "network": network_label(sizes),
-                               "batch": batch, "dtype": dtype}
+        row: dict[str, Any] = {
+            "backend": backend.name,
+            "device": str(backend.device),
+            "network": network_label(sizes),
+            "batch": batch,
+            "dtype": dtype,
+        }
         for k, v in times.items():
             row[f"{k}_ms"] = v["min"] * 1e3
             row[f"{k}_ms_median"], row[f"{k}_ms_max"] = v["median"] * 1e3, v["max"] * 1e3
@@ -361,7 +394,9 @@ def bench_backend(backend: B.Backend, networks: list[str], rounds: int, min_time
     return rows
 
 
-def kernel_cases(backend: B.Backend, dtype: str = "float32", quick: bool = False) -> dict[str, dict[str, Callable[[], Any]]]:
+def kernel_cases(
+    backend: B.Backend, dtype: str = "float32", quick: bool = False
+) -> dict[str, dict[str, Callable[[], Any]]]:
     """Per-layer kernels of the two CNNs, forward and backward, each with its PyTorch twin where available.
 
     Returns ``{case: {"xpnet": f, "torch": g}}``; shapes are SimpleConvNet's (conv 1→30 5×5 on 28×28, ReLU and
@@ -413,12 +448,28 @@ def kernel_cases(backend: B.Backend, dtype: str = "float32", quick: bool = False
                     tout = torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
                     tdy = torch.ones_like(tout)
                     inputs = (tx, tw, tb) if grad else (tw, tb)
-                add(f"{name} forward", lambda layer=layer, x=x: layer.forward(x),
-                    (lambda tx=tx, tw=tw, tb=tb, pad=pad: torch.nn.functional.conv2d(tx.detach(), tw.detach(), tb.detach(), padding=pad))
-                    if torch is not None else None)
-                add(f"{name} backward", lambda layer=layer, dout=dout: layer.backward(dout),
-                    (lambda tout=tout, tdy=tdy, inputs=inputs: torch.autograd.grad(tout, inputs, tdy, retain_graph=True))
-                    if torch is not None else None)
+                add(
+                    f"{name} forward",
+                    lambda layer=layer, x=x: layer.forward(x),
+                    (
+                        lambda tx=tx, tw=tw, tb=tb, pad=pad: torch.nn.functional.conv2d(
+                            tx.detach(), tw.detach(), tb.detach(), padding=pad
+                        )
+                    )
+                    if torch is not None
+                    else None,
+                )
+                add(
+                    f"{name} backward",
+                    lambda layer=layer, dout=dout: layer.backward(dout),
+                    (
+                        lambda tout=tout, tdy=tdy, inputs=inputs: torch.autograd.grad(
+                            tout, inputs, tdy, retain_graph=True
+                        )
+                    )
+                    if torch is not None
+                    else None,
+                )
             a_np = rng.standard_normal(act_shape, dtype=np.float32)
             a = backend.from_host(a_np.astype(dtype))
             for name, layer, twin in (("relu", L.ReLU(), "relu"), ("pool 2x2", L.Pooling(2, 2), "pool")):
@@ -428,23 +479,36 @@ def kernel_cases(backend: B.Backend, dtype: str = "float32", quick: bool = False
                     ta = torch.from_numpy(a_np).to(device).requires_grad_(True)
                     fn = torch.relu if twin == "relu" else (lambda v: torch.nn.functional.max_pool2d(v, 2, 2))
                     tout = fn(ta)
-                add(f"{name} forward", lambda layer=layer: layer.forward(a),
-                    (lambda fn=fn, ta=ta: fn(ta.detach())) if torch is not None else None)
-                add(f"{name} backward", lambda layer=layer, out=out: layer.backward(out),
+                add(
+                    f"{name} forward",
+                    lambda layer=layer: layer.forward(a),
+                    (lambda fn=fn, ta=ta: fn(ta.detach())) if torch is not None else None,
+                )
+                add(
+                    f"{name} backward",
+                    lambda layer=layer, out=out: layer.backward(out),
                     (lambda tout=tout, ta=ta: torch.autograd.grad(tout, ta, tout.detach(), retain_graph=True))
-                    if torch is not None else None)
+                    if torch is not None
+                    else None,
+                )
     finally:
         B.set_default_dtype(previous)
     return cases
 
 
-def bench_kernels(backend: B.Backend, rounds: int, min_time: float, dtype: str = "float32", quick: bool = False) -> list[dict[str, Any]]:
+def bench_kernels(
+    backend: B.Backend, rounds: int, min_time: float, dtype: str = "float32", quick: bool = False
+) -> list[dict[str, Any]]:
     rows = []
     for case, cands in kernel_cases(backend, dtype, quick).items():
         times = interleaved(cands, rounds=rounds, min_time=min_time, pause=0.05)
         row: dict[str, Any] = {"backend": backend.name, "kernel": case}
         for k, v in times.items():
-            row[f"{k}_ms"], row[f"{k}_ms_median"], row[f"{k}_ms_max"] = v["min"] * 1e3, v["median"] * 1e3, v["max"] * 1e3
+            row[f"{k}_ms"], row[f"{k}_ms_median"], row[f"{k}_ms_max"] = (
+                v["min"] * 1e3,
+                v["median"] * 1e3,
+                v["max"] * 1e3,
+            )
         if "torch" in times:
             row["xpnet/torch"] = _ratio(times["xpnet"]["min"], times["torch"]["min"])
         else:
@@ -485,8 +549,7 @@ def numgrad_vs_backprop(hidden: int = 50, batch: int = 100) -> dict[str, float]:
             backprop = (time.perf_counter() - start) / n
         finally:
             B.set_default_dtype(previous)
-    return {"numerical_s": numeric, "backprop_s": backprop, "ratio": numeric / backprop,
-            "parameters": model.n_params()}
+    return {"numerical_s": numeric, "backprop_s": backprop, "ratio": numeric / backprop, "parameters": model.n_params()}
 
 
 def _ms(r: dict[str, Any], k: str) -> str:
@@ -499,58 +562,104 @@ def _mib(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
 
 
-def _table(head: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    fmt = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"
-    return "\n".join([fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, body)])
-
-
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """The step table: times as min / median / max ms, ratios of the minima, peak memory in MiB."""
-    head = ["backend", "network", "batch", "xpnet ms", "torch ms", "gemm ms", "xpnet/torch", "xpnet/gemm",
-            "xpnet MiB (tracemalloc)", "xpnet MiB (RSS)", "torch MiB (RSS)"]
+    head = [
+        "backend",
+        "network",
+        "batch",
+        "xpnet ms",
+        "torch ms",
+        "gemm ms",
+        "xpnet/torch",
+        "xpnet/gemm",
+        "xpnet MiB (tracemalloc)",
+        "xpnet MiB (RSS)",
+        "torch MiB (RSS)",
+    ]
     body = []
     for r in rows:
         mx, mt = r.get("memory_xpnet", {}), r.get("memory_torch", {})
-        body.append([r["backend"], r["network"], str(r["batch"]), _ms(r, "xpnet"), _ms(r, "torch"), _ms(r, "gemm"),
-                     f"{r['xpnet/torch']:.2f}" if "xpnet/torch" in r else "–", f"{r['xpnet/gemm']:.2f}",
-                     _mib(mx.get("tracemalloc_mib")), _mib(mx.get("rss_peak_mib")), _mib(mt.get("rss_peak_mib"))])
-    return _table(head, body)
+        body.append(
+            [
+                r["backend"],
+                r["network"],
+                str(r["batch"]),
+                _ms(r, "xpnet"),
+                _ms(r, "torch"),
+                _ms(r, "gemm"),
+                f"{r['xpnet/torch']:.2f}" if "xpnet/torch" in r else "–",
+                f"{r['xpnet/gemm']:.2f}",
+                _mib(mx.get("tracemalloc_mib")),
+                _mib(mx.get("rss_peak_mib")),
+                _mib(mt.get("rss_peak_mib")),
+            ]
+        )
+    return markdown_table(head, body, align="right")
 
 
 def format_kernels(rows: list[dict[str, Any]]) -> str:
     head = ["backend", "kernel", "xpnet ms", "torch ms", "xpnet/torch"]
-    body = [[r["backend"], r["kernel"], _ms(r, "xpnet"), _ms(r, "torch"),
-             f"{r['xpnet/torch']:.2f}" if "xpnet/torch" in r else "–"] for r in rows]
-    return _table(head, body)
+    body = [
+        [
+            r["backend"],
+            r["kernel"],
+            _ms(r, "xpnet"),
+            _ms(r, "torch"),
+            f"{r['xpnet/torch']:.2f}" if "xpnet/torch" in r else "–",
+        ]
+        for r in rows
+    ]
+    return markdown_table(head, body, align="right")
 
 
 def _notes(rows: list[dict[str, Any]]) -> list[str]:
     notes = list(dict.fromkeys(r["peer_missing"] for r in rows if r.get("peer_missing")))
     busy = [r.get("network", r.get("kernel")) for r in rows if r.get("busy")]
     if busy:
-        notes.append(f"WARNING: the rounds of {', '.join(map(str, busy))} spread more than {SPREAD_WARNING:.2f}x "
-                     "(max/min): the machine was busy; trust the minima, or rerun on a quiet machine")
+        notes.append(
+            f"WARNING: the rounds of {', '.join(map(str, busy))} spread more than {SPREAD_WARNING:.2f}x "
+            "(max/min): the machine was busy; trust the minima, or rerun on a quiet machine"
+        )
     return notes
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
-    p.add_argument("--backend", default=None, help="comma-separated backends (default: all available but array_api_strict)")
+    p.add_argument(
+        "--backend", default=None, help="comma-separated backends (default: all available but array_api_strict)"
+    )
     p.add_argument("--device", default=None, help="device for cupy/torch (e.g. 0 or cuda:0)")
-    p.add_argument("--network", default=None,
-                   help="comma-separated: " + ", ".join(f"{k} ({network_label(v[0])}, b{v[1]})" for k, v in NETWORKS.items())
-                   + " (default: small,large,simplecnn,deepcnn)")
-    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (min / median / max reported; default 7)")
+    p.add_argument(
+        "--network",
+        default=None,
+        help="comma-separated: "
+        + ", ".join(f"{k} ({network_label(v[0])}, b{v[1]})" for k, v in NETWORKS.items())
+        + " (default: small,large,simplecnn,deepcnn)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds (min / median / max reported; default 7)"
+    )
     p.add_argument("--min-time", type=float, default=None, help="seconds per candidate per round (default 0.2)")
     p.add_argument("--dtype", default="float32", help="float32 | float64 (default float32)")
-    p.add_argument("--kernels", action="store_true", help="also time the CNN layers' kernels (conv, pool, ReLU) vs PyTorch")
+    p.add_argument(
+        "--kernels", action="store_true", help="also time the CNN layers' kernels (conv, pool, ReLU) vs PyTorch"
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement of each step")
     p.add_argument("--no-numgrad", action="store_true", help="skip the numerical-gradient headline")
-    p.add_argument("--quick", action="store_true",
-                   help="a compact run: small network, 3 short rounds, small kernels (explicit options win)")
-    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                   help="write the results as JSON to PATH (no PATH or '-': print only the JSON)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a compact run: small network, 3 short rounds, small kernels (explicit options win)",
+    )
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="PATH",
+        help="write the results as JSON to PATH (no PATH or '-': print only the JSON)",
+    )
     args = p.parse_args(argv)
     quick = ("small", 3, 0.05) if args.quick else ("small,large,simplecnn,deepcnn", 7, 0.2)
     args.network = args.network if args.network is not None else quick[0]
@@ -558,7 +667,9 @@ def main(argv: list[str] | None = None) -> int:
     args.min_time = args.min_time if args.min_time is not None else quick[2]
     if args.rounds < 1 or args.min_time <= 0:
         p.error(f"--rounds must be >= 1 and --min-time > 0, got {args.rounds} and {args.min_time}")
-    names = args.backend.split(",") if args.backend else [b for b in B.available_backends() if not B.ADAPTERS[b].checker]
+    names = (
+        args.backend.split(",") if args.backend else [b for b in B.available_backends() if not B.ADAPTERS[b].checker]
+    )
     networks = args.network.split(",")
     for n in networks:
         if n not in NETWORKS:
@@ -571,12 +682,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.kernels:
             kernels += bench_kernels(backend, args.rounds, args.min_time, args.dtype, quick=args.quick)
     result: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(), "processor": platform.processor(),
-        "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
         "command": " ".join(["xpnet bench", *(argv if argv is not None else sys.argv[1:])]),
-        "blas": blas_info(), "rows": rows,
+        "blas": blas_info(),
+        "rows": rows,
         "notes": "times: min / median / max over interleaved rounds of per-call means; ratios of the minima; "
-                 "gemm = the matrix products alone (a lower bound, not a physical limit); memory: see xpnet.bench.peak_memory",
+        "gemm = the matrix products alone (a lower bound, not a physical limit); memory: see xpnet.bench.peak_memory",
     }
     if kernels:
         result["kernels"] = kernels
@@ -586,8 +702,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(describe_blas(result["blas"])))
         for name in dict.fromkeys(r["backend"] for r in rows):  # one table per backend
             mine = [r for r in rows if r["backend"] == name]
-            print(f"\n{name} ({mine[0]['device']}, {mine[0]['dtype']}): xpnet vs PyTorch eager vs the GEMM bound "
-                  "(the matrix products alone); ms as min / median / max, ratios of the minima")
+            print(
+                f"\n{name} ({mine[0]['device']}, {mine[0]['dtype']}): xpnet vs PyTorch eager vs the GEMM bound "
+                "(the matrix products alone); ms as min / median / max, ratios of the minima"
+            )
             print(format_rows(mine))
         if kernels:
             print("\nper-layer kernels, ms as min / median / max")
@@ -596,8 +714,10 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         if "numgrad_vs_backprop" in result:
             h = result["numgrad_vs_backprop"]
-            print(f"numerical gradient {h['numerical_s'] * 1e3:.1f} ms vs backprop {h['backprop_s'] * 1e3:.3f} ms "
-                  f"per gradient ({h['parameters']} parameters, digits batch 100): backprop is {h['ratio']:.0f}x faster")
+            print(
+                f"numerical gradient {h['numerical_s'] * 1e3:.1f} ms vs backprop {h['backprop_s'] * 1e3:.3f} ms "
+                f"per gradient ({h['parameters']} parameters, digits batch 100): backprop is {h['ratio']:.0f}x faster"
+            )
     if args.json:
         text = json.dumps(result, indent=2)
         if quiet:

@@ -39,8 +39,17 @@ Trainer = Any
 """An :class:`xpnet.Trainer` (not imported: the trainer imports this module, which stays below it)."""
 
 RUN_VERSION = 1
-OPTIONS = ("epochs", "batch_size", "seed", "eval_batch_size", "patience", "checkpoint_every", "gradient", "clip_norm",
-           "restore_best")
+OPTIONS = (
+    "epochs",
+    "batch_size",
+    "seed",
+    "eval_batch_size",
+    "patience",
+    "checkpoint_every",
+    "gradient",
+    "clip_norm",
+    "restore_best",
+)
 """The trainer's options stored with a run (``from_checkpoint`` rebuilds the trainer from them, and the schedule)."""
 FIXED = ("batch_size", "seed")
 """Options a resumed run cannot change (they decide the data order)."""
@@ -57,8 +66,9 @@ class Interrupted(KeyboardInterrupt):
         exit_code: ``128 + signum`` (130 for SIGINT, 143 for SIGTERM), the shell's convention.
     """
 
-    def __init__(self, signum: int, path: str | os.PathLike | None = None, epoch: int = 0, step: int = 0,
-                 root: bool = True) -> None:
+    def __init__(
+        self, signum: int, path: str | os.PathLike | None = None, epoch: int = 0, step: int = 0, root: bool = True
+    ) -> None:
         self.signum, self.path, self.epoch, self.step, self.root = int(signum), path, epoch, step, root
         where = f" at epoch {epoch}" + (f", step {step}" if step else "") if epoch else ""
         saved = f"checkpoint saved to {path}" if path is not None else "nothing was saved"
@@ -165,12 +175,17 @@ def _check_architecture(path: pathlib.Path, meta: dict[str, Any], trainer: Train
             f"{describe(saved)}, this model's {describe(mine)})"
         )
     if meta["loss"] != fileformat.loss_config(model.loss_layer):
-        raise ValueError(f"{path}: the checkpoint's loss {meta['loss']} is not this model's {fileformat.loss_config(model.loss_layer)}")
+        raise ValueError(
+            f"{path}: the checkpoint's loss {meta['loss']} is not this model's "
+            f"{fileformat.loss_config(model.loss_layer)}"
+        )
     saved_opt = meta.get("optimizer") or {}
     scheduled = {"lr"} if getattr(trainer, "schedule", None) is not None else set()  # a schedule sets lr
     config = {k: v for k, v in opt.config().items() if k not in scheduled}
-    if saved_opt.get("class") != type(opt).__name__ or {
-        k: v for k, v in saved_opt.get("config", {}).items() if k not in scheduled} != config:
+    if (
+        saved_opt.get("class") != type(opt).__name__
+        or {k: v for k, v in saved_opt.get("config", {}).items() if k not in scheduled} != config
+    ):
         raise ValueError(
             f"{path}: the checkpoint's optimizer {saved_opt.get('class')}({saved_opt.get('config')}) is not "
             f"this trainer's {opt!r}; an exact resume continues the same optimizer"
@@ -206,16 +221,24 @@ def restore(trainer: Trainer, path: str | os.PathLike) -> None:
     trainer._resume = {**run, "path": str(path), "best_arrays": best}
 
 
-def from_checkpoint(cls: type[Trainer], path: str | os.PathLike, epochs: int | None = None,
-                    checkpoint: str | os.PathLike | bool = True, backend: Any = None, device: Any = None,
-                    **options: Any) -> Trainer:
+def from_checkpoint(
+    cls: type[Trainer],
+    path: str | os.PathLike,
+    epochs: int | None = None,
+    checkpoint: str | os.PathLike | bool = True,
+    backend: Any = None,
+    device: Any = None,
+    **options: Any,
+) -> Trainer:
     """See :meth:`xpnet.Trainer.from_checkpoint`."""
     path = pathlib.Path(path)
     meta, _ = read(path)
     run = meta["run"]
     for name in FIXED:
         if name in options:
-            raise ValueError(f"{name} comes from the checkpoint ({run['trainer'][name]!r}); a resumed run cannot change it")
+            raise ValueError(
+                f"{name} comes from the checkpoint ({run['trainer'][name]!r}); a resumed run cannot change it"
+            )
     model, opt = io.load_checkpoint(path, backend=backend if backend is not None else run["backend"], device=device)
     if "schedule" not in options and run.get("schedule") is not None:
         options["schedule"] = _make_schedule(path, run["schedule"])
@@ -248,8 +271,10 @@ def _make_schedule(path: pathlib.Path, spec: dict[str, Any]) -> Any:
     from . import schedules
 
     if "custom" in spec:
-        raise ValueError(f"{path}: the run used a schedule that cannot be saved ({spec['custom']}); "
-                         f"pass it again: Trainer.from_checkpoint(path, schedule=...)")
+        raise ValueError(
+            f"{path}: the run used a schedule that cannot be saved ({spec['custom']}); "
+            f"pass it again: Trainer.from_checkpoint(path, schedule=...)"
+        )
 
     def value(v: Any) -> Any:
         if isinstance(v, list):
@@ -282,7 +307,9 @@ def _check_data(path: str, saved: dict[str, Any], now: dict[str, Any]) -> None:
     for split in ("train", "test"):
         a, b = saved.get(split), now[split]
         if (a is None) != (b is None):
-            raise ValueError(f"{path}: the run was trained {'with' if a else 'without'} test data; resume it the same way")
+            raise ValueError(
+                f"{path}: the run was trained {'with' if a else 'without'} test data; resume it the same way"
+            )
         if a is None:
             continue
         if a["x"] != b["x"] or a["t"] != b["t"]:
@@ -375,7 +402,9 @@ class Run:
             comm.sum_values(0)  # a barrier: no rank exits (and ends the job) before rank 0 has written
         raise Interrupted(signum, self.trainer.checkpoint, epoch, step, root=_rank(self.trainer) == 0)
 
-    def save(self, epoch: int, step: int, elapsed: float, done: bool, order_state: dict[str, Any] | None = None) -> None:
+    def save(
+        self, epoch: int, step: int, elapsed: float, done: bool, order_state: dict[str, Any] | None = None
+    ) -> None:
         """Write the run's state atomically. Under MPI every rank calls it (the ranks' RNG states are
         gathered) and rank 0 writes: the rest of the state is the same on every rank."""
         trainer = self.trainer
@@ -385,13 +414,22 @@ class Run:
         if _rank(trainer) != 0:
             return
         state = {
-            "version": RUN_VERSION, "epoch": epoch, "step": step, "elapsed": elapsed, "done": done,
+            "version": RUN_VERSION,
+            "epoch": epoch,
+            "step": step,
+            "elapsed": elapsed,
+            "done": done,
             "trainer": {name: getattr(trainer, name) for name in OPTIONS if hasattr(trainer, name)},
             "history": {"records": trainer.history.records, "config": trainer.history.config},
-            "best": None if math.isinf(self.best) else self.best, "since_best": self.since_best,
+            "best": None if math.isinf(self.best) else self.best,
+            "since_best": self.since_best,
             "order_rng": order_state if order_state is not None else self.order_rng.bit_generator.state,
-            "rng": ranks, "backend": trainer.model.backend.name, "data": self.data, "info": trainer.run_info,
-            "schedule": _schedule_spec(getattr(trainer, "schedule", None)), "best_weights": None,
+            "rng": ranks,
+            "backend": trainer.model.backend.name,
+            "data": self.data,
+            "info": trainer.run_info,
+            "schedule": _schedule_spec(getattr(trainer, "schedule", None)),
+            "best_weights": None,
         }
         arrays: dict[str, np.ndarray] = {}
         keeper = self.keeper
@@ -411,13 +449,17 @@ def _rank(trainer: Trainer) -> int:
 
 def _encode(state: dict[str, Any]) -> dict[str, Any]:
     """A backend's RNG state as JSON (generator bytes in base64)."""
-    return {k: {"uint8": base64.b64encode(v.tobytes()).decode()} if isinstance(v, np.ndarray) else v
-            for k, v in state.items()}
+    return {
+        k: {"uint8": base64.b64encode(v.tobytes()).decode()} if isinstance(v, np.ndarray) else v
+        for k, v in state.items()
+    }
 
 
 def _decode(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: np.frombuffer(base64.b64decode(v["uint8"]), dtype=np.uint8) if isinstance(v, dict) and "uint8" in v
-            else v for k, v in state.items()}
+    return {
+        k: np.frombuffer(base64.b64decode(v["uint8"]), dtype=np.uint8) if isinstance(v, dict) and "uint8" in v else v
+        for k, v in state.items()
+    }
 
 
 def _gather(trainer: Trainer, state: dict[str, Any]) -> list[dict[str, Any]]:

@@ -18,7 +18,8 @@ import shlex
 import signal
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,10 +28,11 @@ from . import checkpoint as ckpt
 from . import cli_checks as C
 from . import controls, distributed
 from .datasets import DATASETS, DOWNLOADS, DownloadError, cache_dir, download
-from .seedstats import compare_seeds, format_seed_table, plot_bands
 from .history import plot_histories, save_histories
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS
+from .seedstats import compare_seeds, format_seed_table, plot_bands
+from .tables import markdown_table
 from .trainer import Trainer
 
 TABLE_COLUMNS = ("train", "test", "best", "TS95", "TS97", "TS98", "time")
@@ -41,6 +43,7 @@ ratio to the fastest run (``compare --gradient numerical,backprop``)."""
 
 def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     """The options of ``train``; with ``many`` (``compare``) each takes a list of values."""
+
     def opt(flag: str, typ: Any, default: Any, help: str) -> None:
         if many:
             p.add_argument(flag, type=str, nargs="+", default=None, metavar="V", help=help + f" (default {default})")
@@ -48,10 +51,20 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
             p.add_argument(flag, type=typ, default=default, help=help + f" (default {default})")
 
     opt("--dataset", str, "digits", "digits | mnist | fashion-mnist")
-    opt("--model", str, "mlp", "mlp (--hidden, --activation, ...) | simple-cnn (--activation, --hswish-n, --init) "
-        "| deep-cnn (the book's CNNs)")
-    opt("--backend", str, None, "numpy | cupy | torch | array_api_strict, optionally with :device "
-        "(e.g. torch:cuda:0); default $XPNET_BACKEND, else numpy")
+    opt(
+        "--model",
+        str,
+        "mlp",
+        "mlp (--hidden, --activation, ...) | simple-cnn (--activation, --hswish-n, --init) "
+        "| deep-cnn (the book's CNNs)",
+    )
+    opt(
+        "--backend",
+        str,
+        None,
+        "numpy | cupy | torch | array_api_strict, optionally with :device "
+        "(e.g. torch:cuda:0); default $XPNET_BACKEND, else numpy",
+    )
     opt("--hidden", str, "100,50", "hidden layer sizes, comma separated")
     opt("--activation", str, "relu", "relu | sigmoid | tanh | leakyrelu | relu6 | swish | mish | hswish | tanhexp")
     opt("--hswish-n", float, 6.0, "n of the generalised h-swish")
@@ -64,37 +77,82 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     opt("--flooding", float, None, "flood level b (off by default)")
     opt("--weight-decay", float, 0.0, "L2 weight decay λ")
     opt("--dropout", float, 0.0, "dropout probability after each hidden activation")
-    opt("--dtype", str, "float32", " | ".join(C.FLOAT_DTYPES) + " (float16/bfloat16 where the backend has them; "
-        "float64 with --gradient numerical unless given)")
+    opt(
+        "--dtype",
+        str,
+        "float32",
+        " | ".join(C.FLOAT_DTYPES) + " (float16/bfloat16 where the backend has them; "
+        "float64 with --gradient numerical unless given)",
+    )
     opt("--init", str, "auto", "he | xavier | <std> | auto (xavier for sigmoid/tanh, else he)")
     opt("--gradient", str, "backprop", "backprop | numerical (central differences, 2 forwards per parameter: slow)")
-    opt("--schedule", str, None, "learning rate per epoch: constant | step[:SIZE[:GAMMA]] | exponential[:GAMMA] | "
-        "cosine[:MIN_LR]")
+    opt(
+        "--schedule",
+        str,
+        None,
+        "learning rate per epoch: constant | step[:SIZE[:GAMMA]] | exponential[:GAMMA] | cosine[:MIN_LR]",
+    )
     opt("--warmup", int, 0, "epochs of linear learning-rate warm-up before the schedule")
     opt("--clip-norm", float, None, "clip the gradients to this global norm each step")
     opt("--validation-split", float, None, "hold out this stratified fraction of the training data for validation")
-    p.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a lower "
-                   "validation loss (needs --validation-split)")
-    p.add_argument("--restore-best", action="store_true", help="end with the weights of the lowest validation "
-                   "loss (needs --validation-split)")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after this many epochs without a lower validation loss (needs --validation-split)",
+    )
+    p.add_argument(
+        "--restore-best",
+        action="store_true",
+        help="end with the weights of the lowest validation loss (needs --validation-split)",
+    )
     p.add_argument("--batchnorm", action="store_true", help="BatchNorm after each hidden Affine")
     p.add_argument("--device", default=None, help="device of the backend (cupy: GPU index; torch: 'cuda:0')")
     p.add_argument("--data-path", default=None, help="folder holding the IDX files (mnist, fashion-mnist)")
     p.add_argument("--plot", default=None, help="write loss/accuracy curves to this PNG")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
-    p.add_argument("--checkpoint", default=None, metavar="DIR" if many else "PATH",
-                   help="a folder of run checkpoints, one per row: a rerun skips finished rows and resumes the "
-                   "others" if many else "write a run checkpoint here after every epoch (resume with --resume)")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="K", help="checkpoint every K-th epoch (default 1)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="DIR" if many else "PATH",
+        help="a folder of run checkpoints, one per row: a rerun skips finished rows and resumes the others"
+        if many
+        else "write a run checkpoint here after every epoch (resume with --resume)",
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, default=None, metavar="K", help="checkpoint every K-th epoch (default 1)"
+    )
     if many:
         p.add_argument("--verbose", action="store_true", help="the model summary and every epoch of every run")
 
 
-CONVERT = {"hswish_n": float, "lr": float, "momentum": float, "batch_size": int, "epochs": int, "seed": int,
-           "flooding": float, "weight_decay": float, "dropout": float, "warmup": int, "clip_norm": float,
-           "validation_split": float}
-SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "optimizer", "dtype", "init", "gradient",
-            "schedule")
+CONVERT = {
+    "hswish_n": float,
+    "lr": float,
+    "momentum": float,
+    "batch_size": int,
+    "epochs": int,
+    "seed": int,
+    "flooding": float,
+    "weight_decay": float,
+    "dropout": float,
+    "warmup": int,
+    "clip_norm": float,
+    "validation_split": float,
+}
+SETTINGS = (
+    *CONVERT,
+    "dataset",
+    "model",
+    "backend",
+    "hidden",
+    "activation",
+    "optimizer",
+    "dtype",
+    "init",
+    "gradient",
+    "schedule",
+)
 """The options that describe one run (``compare`` takes a list for each)."""
 
 
@@ -110,22 +168,40 @@ def _load_data(name: str, path: str | None, images: bool = False):
 def _build(cfg: dict[str, Any], x: np.ndarray, t: np.ndarray):
     classes = int(t.max()) + 1 if t.ndim == 1 else t.shape[1]
     if cfg["model"] == "simple-cnn":
-        return simple_cnn(x, classes, activation_name=cfg["activation"], init=_init(cfg["init"]), hswish_n=cfg["hswish_n"])
+        return simple_cnn(
+            x, classes, activation_name=cfg["activation"], init=_init(cfg["init"]), hswish_n=cfg["hswish_n"]
+        )
     if cfg["model"] == "deep-cnn":
         return deep_cnn(x, classes)
     if cfg["model"] != "mlp":
         raise ValueError(f"unknown model {cfg['model']!r}; valid: {', '.join(MODELS)}")
     hidden = C.hidden_sizes(cfg["hidden"])
-    return mlp([int(np.prod(x.shape[1:])), *hidden, classes], cfg["activation"], dropout=cfg["dropout"],
-               batchnorm=cfg["batchnorm"], init=_init(cfg["init"]), flooding=cfg["flooding"], hswish_n=cfg["hswish_n"])
+    return mlp(
+        [int(np.prod(x.shape[1:])), *hidden, classes],
+        cfg["activation"],
+        dropout=cfg["dropout"],
+        batchnorm=cfg["batchnorm"],
+        init=_init(cfg["init"]),
+        flooding=cfg["flooding"],
+        hswish_n=cfg["hswish_n"],
+    )
 
 
 def _init(value: str) -> str | float:
     return C.CHECKS["init"](value)
 
 
-def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None, comm=None,
-               checkpoint: Any = None, checkpoint_every: int | None = None, resume: Any = None):
+def run_config(
+    cfg: dict[str, Any],
+    data: Any,
+    device: Any = None,
+    verbose: bool = True,
+    out=None,
+    comm=None,
+    checkpoint: Any = None,
+    checkpoint_every: int | None = None,
+    resume: Any = None,
+):
     """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history).
 
     ``comm``: train data-parallel on this communicator (:func:`xpnet.distributed.init`).
@@ -134,8 +210,9 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
     (x, t), (xt, tt) = data
     trainer_options, fit_options = controls.cli_options(cfg)
     if resume is not None:
-        trainer = _resumed_trainer(cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm,
-                                   trainer_options)
+        trainer = _resumed_trainer(
+            cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm, trainer_options
+        )
         history = trainer.fit(x, t, xt, tt, **fit_options)
         history.config.update(cfg)
         return trainer.model, trainer.optimizer, history
@@ -153,9 +230,19 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
     if name in ("momentum", "nesterov"):
         kwargs["momentum"] = cfg["momentum"]
     optimizer = OPTIMIZERS[name](**kwargs)
-    trainer = Trainer(model, optimizer, epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      verbose=verbose, out=out, comm=comm, checkpoint=checkpoint, checkpoint_every=checkpoint_every or 1,
-                      **trainer_options)
+    trainer = Trainer(
+        model,
+        optimizer,
+        epochs=cfg["epochs"],
+        batch_size=cfg["batch_size"],
+        seed=cfg["seed"],
+        verbose=verbose,
+        out=out,
+        comm=comm,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every or 1,
+        **trainer_options,
+    )
     trainer.run_info = {"cli": cfg}
     history = trainer.fit(x, t, xt, tt, **fit_options)
     history.config.update({k: v for k, v in cfg.items()})
@@ -180,9 +267,7 @@ def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequen
         return str(v)
 
     body = [[str(cfg[k]) for k in keys] + [cell(summary.get(c), c) for c in columns] for cfg, summary in rows]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
+    return markdown_table(header, body)
 
 
 def _explicit(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
@@ -226,9 +311,16 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     cfg["data_path"] = args.data_path if args.data_path is not None else cfg.get("data_path")
     data = _load_data(cfg["dataset"], cfg["data_path"], images=cfg["model"] != "mlp")
     start = time.perf_counter()
-    model, optimizer, history = run_config(cfg, data, args.device, verbose=not args.quiet, comm=comm,
-                                           checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                                           resume=args.resume)
+    model, optimizer, history = run_config(
+        cfg,
+        data,
+        args.device,
+        verbose=not args.quiet,
+        comm=comm,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+    )
     wall = time.perf_counter() - start
     if comm is not None and not comm.is_root:
         return 0  # rank 0 prints the table, saves and plots
@@ -267,8 +359,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.dtype is None and "numerical" in grid["gradient"]:
         grid["dtype"] = ["float64"]  # one dtype for all runs, so that only the gradient differs
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
-    cfgs = [dict(zip(grid, combo), batchnorm=args.batchnorm, patience=args.patience, restore_best=args.restore_best,
-                 seed=seeds[0]) for combo in itertools.product(*grid.values())]
+    cfgs = [
+        dict(
+            zip(grid, combo),
+            batchnorm=args.batchnorm,
+            patience=args.patience,
+            restore_best=args.restore_best,
+            seed=seeds[0],
+        )
+        for combo in itertools.product(*grid.values())
+    ]
     for cfg in cfgs:
         controls.cli_options(cfg)  # every run's options checked before the first one trains
     given = {k for k in SETTINGS if getattr(args, k) is not None} | ({"batchnorm"} if args.batchnorm else set())
@@ -290,16 +390,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
             run = {**cfg, "seed": s}
             row = _row_checkpoint(args.checkpoint, run) if args.checkpoint else None  # resumed when it exists
             start = time.perf_counter()
-            history = run_config(run, datasets[cfg["dataset"], images], args.device, verbose=args.verbose,
-                                 checkpoint=row, checkpoint_every=args.checkpoint_every,
-                                 resume=row if row is not None and row.exists() else None)[2]
+            history = run_config(
+                run,
+                datasets[cfg["dataset"], images],
+                args.device,
+                verbose=args.verbose,
+                checkpoint=row,
+                checkpoint_every=args.checkpoint_every,
+                resume=row if row is not None and row.exists() else None,
+            )[2]
             history.config["wall_seconds"] = time.perf_counter() - start
             runs.append(history)
             runs_done += 1
             if not args.quiet:
                 summary = history.summary()
-                print(f"[{runs_done}/{total}] {name}: test {_pct(summary['test'])}, best {_pct(summary['best'])}, "
-                      f"{summary['time']:.1f} s", flush=True)
+                print(
+                    f"[{runs_done}/{total}] {name}: test {_pct(summary['test'])}, best {_pct(summary['best'])}, "
+                    f"{summary['time']:.1f} s",
+                    flush=True,
+                )
         rows.append((_run_label(cfg), runs))
         histories[label] = runs
     if len(seeds) == 1:
@@ -311,8 +420,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     elif args.plot:
         plot_histories({k: v[0] for k, v in histories.items()}, args.plot)
     if args.history:
-        save_histories({label + (f", seed={h.config['seed']}" if len(seeds) > 1 else ""): h
-                        for label, runs in histories.items() for h in runs}, args.history)
+        save_histories(
+            {
+                label + (f", seed={h.config['seed']}" if len(seeds) > 1 else ""): h
+                for label, runs in histories.items()
+                for h in runs
+            },
+            args.history,
+        )
     return 0
 
 
@@ -332,44 +447,77 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _data_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xpnet data", description="Download a dataset's IDX files, verify their "
-                                "published SHA-256, and keep them where xpnet looks ($XPNET_DATA/NAME, else "
-                                "~/.cache/xpnet/NAME).")
+    p = argparse.ArgumentParser(
+        prog="xpnet data",
+        description="Download a dataset's IDX files, verify their "
+        "published SHA-256, and keep them where xpnet looks ($XPNET_DATA/NAME, else "
+        "~/.cache/xpnet/NAME).",
+    )
     p.add_argument("name", choices=list(DOWNLOADS), help="the dataset")
     p.add_argument("--dir", default=None, help="download into this folder instead of the cache")
-    p.add_argument("--mirror", action="append", default=None, metavar="URL",
-                   help="a base URL to fetch from (repeatable; replaces the built-in list and $XPNET_MIRRORS)")
+    p.add_argument(
+        "--mirror",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="a base URL to fetch from (repeatable; replaces the built-in list and $XPNET_MIRRORS)",
+    )
     return p
 
 
 def _compare_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xpnet compare", description="Run every combination of the given values and "
-                                "print one table (lists: --activation relu,swish --lr 0.1 0.5).")
+    p = argparse.ArgumentParser(
+        prog="xpnet compare",
+        description="Run every combination of the given values and "
+        "print one table (lists: --activation relu,swish --lr 0.1 0.5).",
+    )
     _add_training_options(p, many=True)
-    p.add_argument("--history", default=None, help="write all runs' records to this .json or .csv "
-                   "(read back with xpnet.history.load_histories or xpnet.experiments.load_runs)")
-    p.add_argument("--seeds", type=int, default=None, metavar="N", help="run each configuration with "
-                   "seeds S..S+N-1 (S = --seed) and print mean ± sd (min–max) per column")
+    p.add_argument(
+        "--history",
+        default=None,
+        help="write all runs' records to this .json or .csv "
+        "(read back with xpnet.history.load_histories or xpnet.experiments.load_runs)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run each configuration with seeds S..S+N-1 (S = --seed) and print mean ± sd (min–max) per column",
+    )
     return p
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xpnet train", description="Train a model (an MLP, or the book's CNNs with "
-                                "--model) and print the articles' table row.")
+    p = argparse.ArgumentParser(
+        prog="xpnet train",
+        description="Train a model (an MLP, or the book's CNNs with --model) and print the articles' table row.",
+    )
     _add_training_options(p, many=False)
     p.add_argument("--save", default=None, help="save model + optimizer state to this .npz")
     p.add_argument("--history", default=None, help="write per-epoch records to this .json or .csv")
-    p.add_argument("--distributed", action="store_true", help="data-parallel over the processes of "
-                   "`mpiexec -n P xpnet train --distributed ...` (--batch-size is the global batch; docs/distributed.md)")
-    p.add_argument("--resume", default=None, metavar="PATH", help="continue the run checkpointed in PATH, with its "
-                   "options (--epochs, --backend, --device, output and logging options may change)")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the processes of "
+        "`mpiexec -n P xpnet train --distributed ...` (--batch-size is the global batch; docs/distributed.md)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="PATH",
+        help="continue the run checkpointed in PATH, with its "
+        "options (--epochs, --backend, --device, output and logging options may change)",
+    )
     return p
 
 
-COMMANDS = {"train": "train a model (default: the digits MLP, offline, seconds)",
-            "compare": "train several configurations and print one comparison table",
-            "bench": "time xpnet against PyTorch and the GEMM bound (the matrix products alone) on each backend",
-            "data": "download a dataset (mnist, fashion-mnist) and verify its checksums"}
+COMMANDS = {
+    "train": "train a model (default: the digits MLP, offline, seconds)",
+    "compare": "train several configurations and print one comparison table",
+    "bench": "time xpnet against PyTorch and the GEMM bound (the matrix products alone) on each backend",
+    "data": "download a dataset (mnist, fashion-mnist) and verify its checksums",
+}
 
 
 def version() -> str:
@@ -448,8 +596,20 @@ def _main(argv: list[str]) -> int:
 
 
 # -- run checkpoints: --checkpoint, --resume, interrupts (xpnet/checkpoint.py) -----------------------
-RESUME_MAY_CHANGE = ("epochs", "backend", "device", "data_path", "plot", "quiet", "save", "history", "checkpoint",
-                     "checkpoint_every", "resume", "distributed")
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "backend",
+    "device",
+    "data_path",
+    "plot",
+    "quiet",
+    "save",
+    "history",
+    "checkpoint",
+    "checkpoint_every",
+    "resume",
+    "distributed",
+)
 """``train --resume`` options that leave the run's model, data and optimizer alone."""
 
 
@@ -457,8 +617,10 @@ def _resumed_config(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, 
     """The checkpointed run's options, with the changes ``--resume`` allows (others refused, one line)."""
     saved = ckpt.info(args.resume).get("info", {}).get("cli")
     if not isinstance(saved, dict):
-        raise ValueError(f"{args.resume}: holds no xpnet train options (written by Trainer(checkpoint=...)?); "
-                         f"continue it in Python with Trainer.from_checkpoint")
+        raise ValueError(
+            f"{args.resume}: holds no xpnet train options (written by Trainer(checkpoint=...)?); "
+            f"continue it in Python with Trainer.from_checkpoint"
+        )
     parser = _train_parser()
     for action in parser._actions:
         action.default = argparse.SUPPRESS
@@ -466,8 +628,9 @@ def _resumed_config(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, 
     for key, value in given.items():
         if key not in RESUME_MAY_CHANGE and value != saved.get(key, False):
             raise ValueError(
-                f"--{key.replace('_', '-')} {value} differs from the run's {saved.get(key)} in {args.resume}: a resumed "
-                f"run keeps its model, data and optimizer (only --epochs, --backend, --device, output and logging may change)"
+                f"--{key.replace('_', '-')} {value} differs from the run's {saved.get(key)} in {args.resume}: a "
+                f"resumed run keeps its model, data and optimizer (only --epochs, --backend, --device, output and "
+                f"logging may change)"
             )
     return {**saved, **{k: given[k] for k in ("epochs", "backend") if k in given}}
 
@@ -475,17 +638,36 @@ def _resumed_config(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, 
 def _refuse_existing(path: str | None) -> None:
     """A new run does not overwrite a checkpoint: that is what --resume is for."""
     if path is not None and pathlib.Path(path).exists():
-        raise ValueError(f"--checkpoint {path} already exists: continue that run with `xpnet train --resume {path}`, "
-                         f"or remove the file to start over")
+        raise ValueError(
+            f"--checkpoint {path} already exists: continue that run with `xpnet train --resume {path}`, "
+            f"or remove the file to start over"
+        )
 
 
-def _resumed_trainer(cfg: dict[str, Any], path: Any, device: Any, verbose: bool, out: Any, checkpoint: Any,
-                     every: int | None, comm: Any, controls: dict[str, Any] | None = None) -> Trainer:
+def _resumed_trainer(
+    cfg: dict[str, Any],
+    path: Any,
+    device: Any,
+    verbose: bool,
+    out: Any,
+    checkpoint: Any,
+    every: int | None,
+    comm: Any,
+    controls: dict[str, Any] | None = None,
+) -> Trainer:
     options = {"checkpoint_every": every} if every is not None else {}
     options.update(controls or {})  # schedule, clipping, gradient mode, patience: as the run had them
     options.update({"comm": comm} if comm is not None else {})
-    trainer = Trainer.from_checkpoint(path, epochs=cfg["epochs"], verbose=verbose, out=out, backend=cfg["backend"],
-                                      device=device, checkpoint=checkpoint if checkpoint is not None else True, **options)
+    trainer = Trainer.from_checkpoint(
+        path,
+        epochs=cfg["epochs"],
+        verbose=verbose,
+        out=out,
+        backend=cfg["backend"],
+        device=device,
+        checkpoint=checkpoint if checkpoint is not None else True,
+        **options,
+    )
     trainer.run_info = {**trainer.run_info, "cli": cfg}
     return trainer
 
@@ -516,7 +698,8 @@ def _interrupted(command: str, rest: Sequence[str], e: KeyboardInterrupt) -> int
         if path is not None:
             what += f"; the last checkpoint {'folder ' if command == 'compare' else ''}{path} is intact"
     if path is None:
-        hint = f"nothing was saved (run with --checkpoint {'DIR' if command == 'compare' else 'PATH'} to be able to resume)"
+        where = "DIR" if command == "compare" else "PATH"
+        hint = f"nothing was saved (run with --checkpoint {where} to be able to resume)"
     elif command == "train":
         hint = f"resume with: xpnet train --resume {shlex.quote(str(path))}"
     else:

@@ -55,8 +55,14 @@ def _choice(valid: Iterable[str], normalize: Callable[[str], str] = str.lower) -
     return check
 
 
-def _number(kind: type, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-            hi_open: bool = False, none: bool = False) -> Callable[[Any], Any]:
+def _number(
+    kind: type,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    none: bool = False,
+) -> Callable[[Any], Any]:
     """A number of ``kind`` within ``[lo, hi]`` (``lo_open``/``hi_open``: excluded)."""
     left = "(" if lo_open else "["
     right = ")" if hi_open else "]"
@@ -75,8 +81,11 @@ def _number(kind: type, lo: float | None = None, hi: float | None = None, lo_ope
                 raise ValueError
         except (TypeError, ValueError):
             raise ValueError(f"{v!r} is not {what}") from None
-        if math.isnan(x) or (lo is not None and (x < lo or (lo_open and x == lo))) or (
-                hi is not None and (x > hi or (hi_open and x == hi))):
+        if (
+            math.isnan(x)
+            or (lo is not None and (x < lo or (lo_open and x == lo)))
+            or (hi is not None and (x > hi or (hi_open and x == hi)))
+        ):
             raise ValueError(f"{v!r} is not {what}")
         return x
 

@@ -14,8 +14,12 @@ CLIP_EPS = 1e-6
 def check_clip_norm(clip_norm: float | None, owner: str = "clip_norm") -> float | None:
     if clip_norm is None:
         return None
-    if isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float)) or not clip_norm > 0 \
-            or clip_norm == float("inf"):
+    if (
+        isinstance(clip_norm, bool)
+        or not isinstance(clip_norm, (int, float))
+        or not clip_norm > 0
+        or clip_norm == float("inf")
+    ):
         raise ValueError(f"{owner} must be a finite number > 0, got {clip_norm!r}")
     return float(clip_norm)
 

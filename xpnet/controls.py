@@ -43,8 +43,15 @@ def step_gradients(model: Any, x: Any, t: Any, mode: str = "backprop") -> dict[s
     return grads
 
 
-def train_step(model: Any, optimizer: Any, x: Any, t: Any, gradient: str = "backprop", clip_norm: float | None = None,
-               reduce: Callable[[Any], Any] | None = None) -> None:
+def train_step(
+    model: Any,
+    optimizer: Any,
+    x: Any,
+    t: Any,
+    gradient: str = "backprop",
+    clip_norm: float | None = None,
+    reduce: Callable[[Any], Any] | None = None,
+) -> None:
     """One training step on device data: gradients (:func:`step_gradients`), then ``reduce`` (the
     data-parallel allreduce; ``x`` is None on a rank without samples), then clipping by global norm,
     then ``optimizer.update(model.params, grads)``. Reads nothing back from the device (backprop).
@@ -162,8 +169,12 @@ def cli_options(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     if gradient not in GRADIENTS:
         raise OptionError(f"--gradient: unknown mode {gradient!r}; valid: {', '.join(GRADIENTS)}")
     schedule = None
-    if isinstance(cfg.get("lr"), (int, float)) and cfg["lr"] > 0 and isinstance(cfg.get("epochs"), int) \
-            and cfg["epochs"] >= 1:  # a bad --lr or --epochs is reported by its own check
+    if (
+        isinstance(cfg.get("lr"), (int, float))
+        and cfg["lr"] > 0
+        and isinstance(cfg.get("epochs"), int)
+        and cfg["epochs"] >= 1
+    ):  # a bad --lr or --epochs is reported by its own check
         try:
             schedule = from_spec(cfg.get("schedule"), cfg["lr"], cfg["epochs"], cfg.get("warmup") or 0)
         except ValueError as e:
@@ -180,10 +191,16 @@ def cli_options(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         raise OptionError(f"--patience must be an integer >= 1 (epochs without improvement), got {patience}")
     if (patience is not None or restore_best) and split is None:
         flag = "--patience" if patience is not None else "--restore-best"
-        raise OptionError(f"{flag} needs --validation-split: the best epoch is chosen on validation data, "
-                          f"never on the test set")
-    trainer = {"gradient": gradient, "schedule": schedule, "clip_norm": clip_norm, "patience": patience,
-               "restore_best": restore_best}
+        raise OptionError(
+            f"{flag} needs --validation-split: the best epoch is chosen on validation data, never on the test set"
+        )
+    trainer = {
+        "gradient": gradient,
+        "schedule": schedule,
+        "clip_norm": clip_norm,
+        "patience": patience,
+        "restore_best": restore_best,
+    }
     return trainer, ({"validation_split": split} if split is not None else {})
 
 

@@ -64,6 +64,7 @@ DOWNLOADS: dict[str, dict[str, tuple[str, ...] | dict[str, str]]] = {
 class DownloadError(OSError):
     """No mirror delivered a file with the published checksum (offline, or every mirror failed)."""
 
+
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -91,23 +92,28 @@ def to_one_hot(t: np.ndarray, classes: int = 10) -> np.ndarray:
     return np.eye(classes, dtype=np.float32)[t]
 
 
-def _finish(x: np.ndarray, t: np.ndarray, image: tuple[int, int], scale: float, normalize: bool, one_hot: bool, flatten: bool):
+def _finish(
+    x: np.ndarray, t: np.ndarray, image: tuple[int, int], scale: float, normalize: bool, one_hot: bool, flatten: bool
+):
     x = x.reshape(len(x), -1) if flatten else x.reshape(len(x), 1, *image)
     x = minmax_normalize(x, 0.0, scale) if normalize else x  # raw pixels keep their integer dtype, as the book
     t = t.astype(np.int64)
     return x, (to_one_hot(t) if one_hot else t)
 
 
-def load_digits(normalize: bool = True, one_hot: bool = False, flatten: bool = True, test_size: float = 0.2, seed: int = 0) -> Split:
+def load_digits(
+    normalize: bool = True, one_hot: bool = False, flatten: bool = True, test_size: float = 0.2, seed: int = 0
+) -> Split:
     """scikit-learn's 8×8 digits (1,797 images, embedded: works offline), split train/test.
 
-    Pixel values 0-16 become [0, 1] with ``normalize``. The train/test split is random (not stratified) and fixed by ``seed``.
+    Pixel values 0-16 become [0, 1] with ``normalize``. The train/test split is random (not stratified)
+    and fixed by ``seed``.
     """
-    with resources.files("xpnet").joinpath("data/digits.csv.gz").open("rb") as f:
-        data = np.loadtxt(gzip.open(f, "rt"), delimiter=",", dtype=np.int64)
+    with resources.files("xpnet").joinpath("data/digits.csv.gz").open("rb") as f, gzip.open(f, "rt") as text:
+        data = np.loadtxt(text, delimiter=",", dtype=np.int64)
     x, t = data[:, :-1], data[:, -1]
     order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * test_size))
+    n_test = round(len(x) * test_size)
     test, train = order[:n_test], order[n_test:]
     return (
         _finish(x[train], t[train], (8, 8), 16.0, normalize, one_hot, flatten),
@@ -177,8 +183,13 @@ def _fetch(url: str, target: pathlib.Path, sha256: str, timeout: float) -> None:
         pathlib.Path(tmp).unlink(missing_ok=True)
 
 
-def download(name: str, folder: str | os.PathLike | None = None, mirror: Sequence[str] | None = None,
-             log: Callable[[str], None] | None = None, timeout: float = 30.0) -> pathlib.Path:
+def download(
+    name: str,
+    folder: str | os.PathLike | None = None,
+    mirror: Sequence[str] | None = None,
+    log: Callable[[str], None] | None = None,
+    timeout: float = 30.0,
+) -> pathlib.Path:
     """Fetch the IDX files of ``name`` (``"mnist"``, ``"fashion-mnist"``) into ``folder`` and return it.
 
     ``folder`` defaults to :func:`cache_dir` (where the loaders and the CLI look). Files already
@@ -264,8 +275,13 @@ def _load_idx_set(folder: pathlib.Path, normalize: bool, one_hot: bool, flatten:
     )
 
 
-def load_mnist(path: str | os.PathLike | None = None, normalize: bool = True, one_hot: bool = False, flatten: bool = True,
-               download: bool = False) -> Split:
+def load_mnist(
+    path: str | os.PathLike | None = None,
+    normalize: bool = True,
+    one_hot: bool = False,
+    flatten: bool = True,
+    download: bool = False,
+) -> Split:
     """MNIST from the four standard IDX files (``*-ubyte.gz`` or uncompressed).
 
     Looked for in ``path``, else ``$XPNET_DATA/mnist``, ``~/.xpnet/data/mnist``, then
@@ -275,8 +291,13 @@ def load_mnist(path: str | os.PathLike | None = None, normalize: bool = True, on
     return _load_idx_set(_find(path, "mnist", fetch=download), normalize, one_hot, flatten)
 
 
-def load_fashion_mnist(path: str | os.PathLike | None = None, normalize: bool = True, one_hot: bool = False,
-                       flatten: bool = True, download: bool = False) -> Split:
+def load_fashion_mnist(
+    path: str | os.PathLike | None = None,
+    normalize: bool = True,
+    one_hot: bool = False,
+    flatten: bool = True,
+    download: bool = False,
+) -> Split:
     """Fashion-MNIST (same IDX format as MNIST).
 
     Looked for in ``path``, else ``$XPNET_DATA/fashion-mnist``, ``~/.xpnet/data/fashion-mnist``,

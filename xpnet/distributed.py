@@ -93,9 +93,11 @@ class Communicator:
         k = len(values)
         differ = [name for i, name in enumerate(values) if sums[i] ** 2 != self.size * sums[k + i]]  # Σv² = P·mean²
         if differ:
-            raise ValueError(f"the {self.size} ranks disagree on {', '.join(differ)} (rank {self.rank}: "
-                             f"{', '.join(f'{n}={values[n]}' for n in differ)}): every rank must load the same "
-                             f"data and build the same model with the same settings")
+            raise ValueError(
+                f"the {self.size} ranks disagree on {', '.join(differ)} (rank {self.rank}: "
+                f"{', '.join(f'{n}={values[n]}' for n in differ)}): every rank must load the same "
+                f"data and build the same model with the same settings"
+            )
 
     # -- data parallelism ----------------------------------------------------------------------
     def share(self, start: int, stop: int) -> tuple[int, int]:
@@ -106,8 +108,9 @@ class Communicator:
         m = stop - start
         return start + self.rank * m // self.size, start + (self.rank + 1) * m // self.size
 
-    def allreduce_grad(self, grads: dict[str, Any] | None, params: dict[str, Any], backend: Backend,
-                       weight: float) -> dict[str, Any]:
+    def allreduce_grad(
+        self, grads: dict[str, Any] | None, params: dict[str, Any], backend: Backend, weight: float
+    ) -> dict[str, Any]:
         """``Σ_r weight_r · grads_r`` over ranks, through ONE allreduce of one flat buffer.
 
         With ``weight = n_r / n`` (this rank's share of a global batch of ``n`` samples) and each rank's
@@ -218,8 +221,13 @@ class MPICommunicator(Communicator):
         return tuple(float(v) for v in total)
 
     def abort(self, message: str, code: int = 1) -> NoReturn:
-        print(f"{message}\n" if message else "", f"xpnet: stopping all {self.size} ranks (MPI_Abort from rank "
-              f"{self.rank})", sep="", file=sys.stderr, flush=True)
+        print(
+            f"{message}\n" if message else "",
+            f"xpnet: stopping all {self.size} ranks (MPI_Abort from rank {self.rank})",
+            sep="",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.stdout.flush()
         self.comm.Abort(code)
         raise SystemExit(code)  # not reached: MPI_Abort ends the process
@@ -243,13 +251,19 @@ def init(device_buffers: bool = False, mpi: bool | None = None) -> Communicator:
         if mpi and not _have_mpi4py():
             size = os.environ.get("PMI_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE") or "?"
             if size != "1":
-                warnings.warn(f"started by an MPI launcher ({size} processes) but mpi4py is not installed: each "
-                              f"process trains alone. Install it with: pip install \"xpnet[mpi]\" (and an MPI: "
-                              f"pip install mpich, or the cluster's)", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"started by an MPI launcher ({size} processes) but mpi4py is not installed: each "
+                    f'process trains alone. Install it with: pip install "xpnet[mpi]" (and an MPI: '
+                    f"pip install mpich, or the cluster's)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             mpi = False
     elif mpi and not _have_mpi4py():
-        raise ImportError("xpnet.distributed.init(mpi=True) needs mpi4py: pip install \"xpnet[mpi]\" "
-                          "(and an MPI: pip install mpich, or the cluster's)")
+        raise ImportError(
+            'xpnet.distributed.init(mpi=True) needs mpi4py: pip install "xpnet[mpi]" '
+            "(and an MPI: pip install mpich, or the cluster's)"
+        )
     comm: Communicator = MPICommunicator(device_buffers=device_buffers) if mpi else SingleCommunicator()
     _world["comm"] = comm
     return comm
@@ -290,6 +304,6 @@ def _unflatten(xp: Any, flat: Any, like: dict[str, Any]) -> dict[str, Any]:
     out, offset = {}, 0
     for key, a in like.items():
         n = math.prod(a.shape)
-        out[key] = xp.reshape(flat[offset:offset + n], a.shape)
+        out[key] = xp.reshape(flat[offset : offset + n], a.shape)
         offset += n
     return out

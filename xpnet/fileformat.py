@@ -47,8 +47,13 @@ def make_loss(cfg: dict[str, Any]) -> losses.Loss:
     return losses.LOSSES[cfg["class"]]()
 
 
-def save(model: Any, path: str | os.PathLike, optimizer: Any = None,
-         run: dict[str, Any] | None = None, run_arrays: dict[str, np.ndarray] | None = None) -> None:
+def save(
+    model: Any,
+    path: str | os.PathLike,
+    optimizer: Any = None,
+    run: dict[str, Any] | None = None,
+    run_arrays: dict[str, np.ndarray] | None = None,
+) -> None:
     """Write ``model`` (a :class:`~xpnet.Sequential`; and ``optimizer``'s state, if given) to ``path`` atomically.
 
     ``run``, ``run_arrays``: a training run's state (JSON-able, host arrays) stored beside the model: a
@@ -145,7 +150,9 @@ def read(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 except ValueError as e:
                     if "pickle" not in str(e):
                         raise
-                    raise ValueError(f"{path}: not an xpnet checkpoint (entry {k!r} holds pickled Python objects)") from None
+                    raise ValueError(
+                        f"{path}: not an xpnet checkpoint (entry {k!r} holds pickled Python objects)"
+                    ) from None
     except ValueError as e:
         if str(e).startswith(f"{path}: "):
             raise

@@ -56,11 +56,18 @@ def gradient_check(model: Sequential, x: Any, t: Any, h: float | None = None) ->
         warnings.warn(
             f"gradient_check in {model.dtype}: rounding makes the differences 1e-2 to 1e-1 even when backprop "
             f"is right; build the model in float64 (xpnet.set_default_dtype('float64')) for a meaningful check",
-            RuntimeWarning, stacklevel=2)
+            RuntimeWarning,
+            stacklevel=2,
+        )
     with model.frozen():
         backprop = {k: to_numpy(v).astype(np.float64) for k, v in model.gradient(x, t).items()}
         numeric = {k: to_numpy(v).astype(np.float64) for k, v in numerical_gradient(model, x, t, h).items()}
     return {
-        k: float(np.max(np.abs(backprop[k] - numeric[k]) / np.maximum(1e-8, np.abs(backprop[k]) + np.abs(numeric[k])), initial=0.0))
+        k: float(
+            np.max(
+                np.abs(backprop[k] - numeric[k]) / np.maximum(1e-8, np.abs(backprop[k]) + np.abs(numeric[k])),
+                initial=0.0,
+            )
+        )
         for k in backprop
     }

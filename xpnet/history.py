@@ -85,8 +85,14 @@ class History:
             return None if v is None else round(100 * v, 2)
 
         at_val = self.best_val_epoch()
-        extra = {} if at_val is None else {
-            "val_epoch": at_val, "test@val": pct(next(r.get("test_acc") for r in self.records if r["epoch"] == at_val))}
+        extra = (
+            {}
+            if at_val is None
+            else {
+                "val_epoch": at_val,
+                "test@val": pct(next(r.get("test_acc") for r in self.records if r["epoch"] == at_val)),
+            }
+        )
         return {
             "train": pct(last.get("train_acc")),
             "test": pct(last.get("test_acc")),
@@ -226,11 +232,18 @@ def plot_histories(histories: dict[str, History], path: str | os.PathLike):
         for split, style in (("train", "--"), ("test", "-")):  # a line style per split
             if any(v is not None for v in h[f"{split}_acc"]):
                 ax_loss.plot(h["epoch"], h[f"{split}_loss"], style, color=colour, linewidth=1.3)
-                ax_acc.plot(h["epoch"], [None if v is None else 100 * v for v in h[f"{split}_acc"]], style,
-                            color=colour, linewidth=1.3)
+                ax_acc.plot(
+                    h["epoch"],
+                    [None if v is None else 100 * v for v in h[f"{split}_acc"]],
+                    style,
+                    color=colour,
+                    linewidth=1.3,
+                )
         handles.append(Line2D([], [], color=colour, linewidth=2.5, label=label or "run"))
-    handles += [Line2D([], [], color="black", linestyle="-", label="test"),
-                Line2D([], [], color="black", linestyle="--", label="train")]
+    handles += [
+        Line2D([], [], color="black", linestyle="-", label="test"),
+        Line2D([], [], color="black", linestyle="--", label="train"),
+    ]
     for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy (%)")):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

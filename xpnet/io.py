@@ -23,8 +23,14 @@ from .model import Sequential
 __all__ = ["load", "load_checkpoint", "save"]
 
 
-def _assign(path: pathlib.Path, what: str, current: dict[str, Any], saved: dict[str, np.ndarray], backend: Backend,
-            kinds: dict[str, str]) -> dict[str, Any]:
+def _assign(
+    path: pathlib.Path,
+    what: str,
+    current: dict[str, Any],
+    saved: dict[str, np.ndarray],
+    backend: Backend,
+    kinds: dict[str, str],
+) -> dict[str, Any]:
     """Saved host arrays for ``current``'s keys, checked (keys, shapes, finite) and moved."""
     if set(saved) != set(current):
         raise ValueError(
@@ -34,7 +40,9 @@ def _assign(path: pathlib.Path, what: str, current: dict[str, Any], saved: dict[
     out = {}
     for key, a in saved.items():
         if tuple(a.shape) != tuple(current[key].shape):
-            raise ValueError(f"{path}: {what} {key!r} has shape {a.shape}, the architecture needs {tuple(current[key].shape)}")
+            raise ValueError(
+                f"{path}: {what} {key!r} has shape {a.shape}, the architecture needs {tuple(current[key].shape)}"
+            )
         if a.dtype.kind != "f" or not np.all(np.isfinite(a)):
             raise ValueError(f"{path}: {what} {key!r} is not finite floating data (dtype {a.dtype})")
         out[key] = on_backend(backend, a, kinds.get(key))
@@ -64,8 +72,12 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
                 if spec["class"] not in LAYERS:
                     raise ValueError(f"unknown layer class {spec['class']!r}")
                 layers.append(LAYERS[spec["class"]](**spec["config"]))
-            model = Sequential(layers, loss=make_loss(meta["loss"]), input_shape=meta.get("input_shape"),
-                               input_grad=meta.get("input_grad", False))
+            model = Sequential(
+                layers,
+                loss=make_loss(meta["loss"]),
+                input_shape=meta.get("input_shape"),
+                input_grad=meta.get("input_grad", False),
+            )
             opt = None
             if "optimizer" in meta:
                 opt = optimizers.OPTIMIZERS[meta["optimizer"]["class"].lower()](**meta["optimizer"]["config"])
@@ -92,8 +104,12 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
     return model, opt
 
 
-def load(path: str | os.PathLike, backend: str | Backend | None = None, device: Any = None,
-         optimizer: optimizers.Optimizer | None = None) -> Sequential:
+def load(
+    path: str | os.PathLike,
+    backend: str | Backend | None = None,
+    device: Any = None,
+    optimizer: optimizers.Optimizer | None = None,
+) -> Sequential:
     """A model saved by ``model.save(path)``, rebuilt on ``backend`` (default: the active one).
 
     With ``optimizer``, its state (steps, moments) is restored from the file in place; the file must

@@ -32,12 +32,15 @@ class Loss:
         """Validate targets against outputs: shapes and dtypes always; the values (label range) when
         ``values`` is true, or — ``None`` — where reading them is free (host memory, no device sync)."""
         if tuple(t.shape) != tuple(y_shape):
-            raise ValueError(f"{type(self).__name__}: targets of shape {tuple(t.shape)} do not match outputs of shape {tuple(y_shape)}")
+            raise ValueError(
+                f"{type(self).__name__}: targets of shape {tuple(t.shape)} do not match outputs of shape "
+                f"{tuple(y_shape)}"
+            )
 
     def config(self) -> dict[str, Any]:
         return {}
 
-    def to(self, backend: Backend) -> "Loss":
+    def to(self, backend: Backend) -> Loss:
         self.backend, self.xp = backend, backend.xp
         self.__dict__.pop("_classes", None)
         self.clear()
@@ -65,7 +68,9 @@ def check_labels(backend: Backend, t: Any, c: int) -> None:
     xp = backend.xp
     lo, hi = (int(v) for v in backend.to_host(xp.stack([xp.min(t), xp.max(t)])))
     if lo < 0 or hi >= c:
-        raise ValueError(f"SoftmaxCrossEntropy: labels must lie in [0, {c - 1}] for {c} classes, got values in [{lo}, {hi}]")
+        raise ValueError(
+            f"SoftmaxCrossEntropy: labels must lie in [0, {c - 1}] for {c} classes, got values in [{lo}, {hi}]"
+        )
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -117,7 +122,9 @@ class SoftmaxCrossEntropy(Loss):
         n, c = y_shape
         if t.ndim == 1:
             if not self.xp.isdtype(t.dtype, "integral"):
-                raise ValueError(f"SoftmaxCrossEntropy: class labels of shape (N,) must be integers, got dtype {t.dtype}")
+                raise ValueError(
+                    f"SoftmaxCrossEntropy: class labels of shape (N,) must be integers, got dtype {t.dtype}"
+                )
             if t.shape[0] != n:
                 raise ValueError(f"SoftmaxCrossEntropy: {t.shape[0]} labels for {n} samples (outputs {tuple(y_shape)})")
             if n and (values or (values is None and self.backend.host_memory)):
@@ -125,7 +132,9 @@ class SoftmaxCrossEntropy(Loss):
         elif t.ndim == 2:
             super().check_target(y_shape, t)
         else:
-            raise ValueError(f"SoftmaxCrossEntropy: targets must be labels (N,) or one-hot (N, {c}), got shape {tuple(t.shape)}")
+            raise ValueError(
+                f"SoftmaxCrossEntropy: targets must be labels (N,) or one-hot (N, {c}), got shape {tuple(t.shape)}"
+            )
 
     def clear(self) -> None:
         self.y = self.t = None

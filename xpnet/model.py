@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from .backend import Backend, resolve_backend
 from . import fileformat
+from .backend import Backend, resolve_backend
 from .layers.base import Layer
 from .losses import Loss, SoftmaxCrossEntropy, labels_in_range
 
@@ -121,9 +122,11 @@ class Sequential:
             raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
         shape, built = tuple(x.shape[1:]), self.input_shape
         if built is not None and shape != tuple(built) and (len(built) > 1 or math.prod(shape) != math.prod(built)):
-            raise ValueError(f"inputs of shape {shape} per sample, but the model was built for "
-                             f"{tuple(built)} (its input_shape): build it for this data, e.g. "
-                             f"simple_cnn(input_shape=x.shape[1:]) or an MLP whose first size is the features")
+            raise ValueError(
+                f"inputs of shape {shape} per sample, but the model was built for "
+                f"{tuple(built)} (its input_shape): build it for this data, e.g. "
+                f"simple_cnn(input_shape=x.shape[1:]) or an MLP whose first size is the features"
+            )
         out = self.shapes[-1][1]
         if out is None:
             out = tuple(self.forward(x[:1, ...], train=False).shape[1:])
@@ -156,8 +159,9 @@ class Sequential:
         out = [self.forward(x[s, ...], train=False) for s in self._batches(x.shape[0], batch_size)]
         return out[0] if len(out) == 1 else self.backend.xp.concat(out, axis=0)
 
-    def evaluate(self, x: Any, t: Any, batch_size: int | None = None, loss: bool = True,
-                 correct: bool = True) -> tuple[Any, Any]:
+    def evaluate(
+        self, x: Any, t: Any, batch_size: int | None = None, loss: bool = True, correct: bool = True
+    ) -> tuple[Any, Any]:
         """``(mean loss, number of correct top-1 predictions)`` of data checked by :meth:`check_data`,
         as 0-d device arrays (no host read; ``None`` for what is not asked), in evaluation mode and
         batches of ``batch_size``; keeps nothing. The mean is the batches' losses weighted by their
@@ -224,8 +228,8 @@ class Sequential:
 
     def accuracy(self, x: Any, t: Any, batch_size: int | None = None) -> float:
         """Fraction in [0, 1] (not percent) of samples whose top score is the label (labels or one-hot
-        targets, checked as :meth:`loss` checks them), evaluated ``batch_size`` rows at a time. One read: the number of correct samples together with the
-        number of out-of-range labels (a ``ValueError``)."""
+        targets, checked as :meth:`loss` checks them), evaluated ``batch_size`` rows at a time. One read:
+        the number of correct samples together with the number of out-of-range labels (a ``ValueError``)."""
         xp = self.backend.xp
         x = self._input(x)
         t = self._target(t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,7 +40,7 @@ def mlp(
     if init == "auto":
         init = "xavier" if activation_name.lower() in SIGMOID_LIKE else "he"
     layers: list[L.Layer] = []
-    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+    for n_in, n_out in itertools.pairwise(sizes):
         layers.append(L.Affine(n_in, n_out, init=init))
         if batchnorm:
             layers.append(L.BatchNorm(n_out))
@@ -63,7 +64,8 @@ def _flat_size(layers: list[L.Layer], input_shape: tuple[int, ...]) -> int:
 
 
 def image_shape(input_shape: Any, builder: str) -> tuple[int, int, int]:
-    """``(C, H, W)`` from a shape or from data ``(N, C, H, W)`` (its ``.shape[1:]``); else a ValueError naming the argument."""
+    """``(C, H, W)`` from a shape or from data ``(N, C, H, W)`` (its ``.shape[1:]``); else a ValueError
+    naming the argument."""
     shape = tuple(input_shape.shape[1:]) if hasattr(input_shape, "shape") else input_shape
     try:
         shape = tuple(int(d) for d in shape)
@@ -71,14 +73,23 @@ def image_shape(input_shape: Any, builder: str) -> tuple[int, int, int]:
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
         got = f"data of shape {tuple(input_shape.shape)}" if hasattr(input_shape, "shape") else repr(input_shape)
-        raise ValueError(f"{builder}: input_shape must be (channels, height, width) or image data (N, C, H, W) "
-                         f"(load it with flatten=False), got {got}")
+        raise ValueError(
+            f"{builder}: input_shape must be (channels, height, width) or image data (N, C, H, W) "
+            f"(load it with flatten=False), got {got}"
+        )
     return shape  # type: ignore[return-value]
 
 
-def simple_cnn(input_shape: Any = (1, 28, 28), classes: int = 10, filters: int = 30, kernel: int = 5,
-               hidden: int = 100, activation_name: str = "relu", init: str | float = "he",
-               hswish_n: float = 6.0) -> Sequential:
+def simple_cnn(
+    input_shape: Any = (1, 28, 28),
+    classes: int = 10,
+    filters: int = 30,
+    kernel: int = 5,
+    hidden: int = 100,
+    activation_name: str = "relu",
+    init: str | float = "he",
+    hswish_n: float = 6.0,
+) -> Sequential:
     """The book's ``SimpleConvNet``: conv 30×5×5 – ReLU – max-pool 2×2 – Affine 100 – ReLU – Affine 10.
 
     ``input_shape``: ``(C, H, W)`` per image (default MNIST's ``(1, 28, 28)``), or the training images
@@ -94,8 +105,10 @@ def simple_cnn(input_shape: Any = (1, 28, 28), classes: int = 10, filters: int =
 
     features = [L.Convolution(input_shape[0], filters, kernel, init=init), act(), L.Pooling(2, 2)]
     n = _flat_size(features, input_shape)
-    return Sequential([*features, L.Flatten(), L.Affine(n, hidden, init=init), act(),
-                       L.Affine(hidden, classes, init=init)], input_shape=input_shape)
+    return Sequential(
+        [*features, L.Flatten(), L.Affine(n, hidden, init=init), act(), L.Affine(hidden, classes, init=init)],
+        input_shape=input_shape,
+    )
 
 
 def deep_cnn(input_shape: Any = (1, 28, 28), classes: int = 10, dropout: float = 0.5) -> Sequential:
@@ -112,5 +125,12 @@ def deep_cnn(input_shape: Any = (1, 28, 28), classes: int = 10, dropout: float =
         if i % 2:
             features.append(L.Pooling(2, 2))
     n = _flat_size(features, input_shape)
-    head: list[L.Layer] = [L.Flatten(), L.Affine(n, 50), L.ReLU(), L.Dropout(dropout), L.Affine(50, classes), L.Dropout(dropout)]
+    head: list[L.Layer] = [
+        L.Flatten(),
+        L.Affine(n, 50),
+        L.ReLU(),
+        L.Dropout(dropout),
+        L.Affine(50, classes),
+        L.Dropout(dropout),
+    ]
     return Sequential([*features, *head], input_shape=input_shape)

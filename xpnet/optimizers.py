@@ -12,7 +12,6 @@ import math
 from typing import Any, ClassVar
 
 from .backends import namespace_of
-
 from .clipping import check_clip_norm, clip_by_global_norm
 
 
@@ -129,7 +128,9 @@ class Optimizer:
         restored = {}
         for key, slots in state["state"].items():
             if set(slots) != set(self.slots):
-                raise ValueError(f"optimizer state for {key!r} has slots {sorted(slots)}, expected {sorted(self.slots)}")
+                raise ValueError(
+                    f"optimizer state for {key!r} has slots {sorted(slots)}, expected {sorted(self.slots)}"
+                )
             if params is not None:
                 if key not in params:
                     raise ValueError(f"optimizer state for {key!r}, which the model does not have")
@@ -216,7 +217,11 @@ class RMSProp(Optimizer):
     slots = ("h",)
 
     def __init__(
-        self, lr: float = 0.01, decay_rate: float = 0.99, eps: float = 1e-7, weight_decay: float = 0.0,
+        self,
+        lr: float = 0.01,
+        decay_rate: float = 0.99,
+        eps: float = 1e-7,
+        weight_decay: float = 0.0,
         clip_norm: float | None = None,
     ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
@@ -245,7 +250,12 @@ class Adam(Optimizer):
     slots = ("m", "v")
 
     def __init__(
-        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
         clip_norm: float | None = None,
     ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
@@ -271,7 +281,12 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(
-        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01,
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
         clip_norm: float | None = None,
     ) -> None:
         super().__init__(lr, beta1, beta2, eps, weight_decay, clip_norm)

@@ -32,8 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .experiments import (
     aggregate,
@@ -46,8 +47,14 @@ from .experiments import (
 )
 from .history import History
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 ACCURACIES = ("train", "test", "best")
 
 
@@ -99,56 +106,107 @@ def _pub(train, test, best, ts95, ts97, ts98) -> dict[str, Any]:
     return {"train": train, "test": test, "best": best, "TS95": ts95, "TS97": ts97, "TS98": ts98}
 
 
-TABLES: dict[str, Table] = {t.name: t for t in [
-    Table("act-lr0.1", "Activations, 784-100-50-10, SGD lr 0.1",
-          _acts([_pub(100.00, 97.85, 97.88, 2, 5, None), _pub(100.00, 98.01, 98.05, 3, 7, 33),
-                 _pub(100.00, 97.88, 97.96, 4, 7, None), _pub(100.00, 97.89, 97.99, 3, 7, None),
-                 _pub(100.00, 97.88, 97.89, 2, 6, None)]),
-          {**MLP, "lr": 0.1}, seeds=5, source="SEEDS.md, the main MNIST table (seed 10, one run each)"),
-    Table("act-lr0.5", "Activations, 784-100-50-10, SGD lr 0.5",
-          _acts([98.07, 98.07, 98.30, 98.24, 98.25]), {**MLP, "lr": 0.5}),
-    Table("act-200-100", "Activations, 784-200-100-10, SGD lr 0.1 and 0.5",
-          _acts([98.01, 98.10, 98.01, 98.15, 98.10], 0.1)
-          + _acts([98.29, 98.30, 98.36, 98.26, {"test": 98.45, "best": 98.49}], 0.5),
-          {**MLP, "hidden": "200,100"}),
-    Table("hswish-n", "h-swish with n = 1…10, 784-100-50-10, SGD lr 0.1",
-          tuple(Row(f"n={n}", {"hswish_n": float(n)}, {"test": pub}) for n, pub in
-                zip(range(1, 11), [98.01, 97.93, 97.88, 98.03, 98.01, 97.88, 97.87, 97.78, 97.73, 97.71])),
-          {**MLP, "lr": 0.1, "activation": "hswish"}),
-    Table("optimizers", "Optimizers, ReLU 784-100-50-10 (SGD family at lr 0.1 and 0.01, μ 0.9; adaptive at their defaults)",
-          (Row("SGD, lr 0.1", {"optimizer": "sgd", "lr": 0.1}, {"test": 97.85}),
-           Row("SGD, lr 0.01", {"optimizer": "sgd", "lr": 0.01}),
-           Row("Momentum, lr 0.1", {"optimizer": "momentum", "lr": 0.1}, {"test": 96.97}),
-           Row("Nesterov, lr 0.1", {"optimizer": "nesterov", "lr": 0.1}, {"test": 97.31}),
-           Row("Momentum, lr 0.01", {"optimizer": "momentum", "lr": 0.01}, {"test": 98.05}),
-           Row("Nesterov, lr 0.01", {"optimizer": "nesterov", "lr": 0.01}, {"test": 98.07}),
-           Row("AdaGrad, lr 0.01", {"optimizer": "adagrad", "lr": 0.01}),
-           Row("RMSProp, lr 0.01", {"optimizer": "rmsprop", "lr": 0.01}),
-           Row("Adam, lr 0.001", {"optimizer": "adam", "lr": 0.001}),
-           Row("AdamW, lr 0.001, wd 0.01", {"optimizer": "adamw", "lr": 0.001, "weight_decay": 0.01})),
-          {**MLP, "momentum": 0.9}),
-    Table("momentum-sweep", "Momentum and Nesterov, μ = 0.8…0.5 at lr 0.1, ReLU 784-100-50-10",
-          tuple(Row(f"{opt.capitalize()}, μ {mu}", {"optimizer": opt, "momentum": mu}, {"test": pub})
-                for opt, pubs in (("momentum", [98.19, 98.18, 97.99, 97.94]), ("nesterov", [98.13, 97.84, 97.97, 98.03]))
-                for mu, pub in zip((0.8, 0.7, 0.6, 0.5), pubs)),
-          {**MLP, "lr": 0.1}, source="SEEDS.md: the μ sweep is at lr 0.1 (an earlier version said 0.01)"),
-    Table("flooding", "Flooding, ReLU 784-100-50-10, SGD lr 0.1, 500 epochs",
-          (Row("b=0 (none)", {"flooding": None}, {"test": 97.85}),
-           Row("b=0.1", {"flooding": 0.1}, {"train": 98.69, "test": 97.21, "best": 98.05}),
-           Row("b=0.05", {"flooding": 0.05}, {"train": 99.26, "test": 97.67, "best": 98.01}),
-           Row("b=0.01", {"flooding": 0.01}, {"train": 99.90, "test": 97.60, "best": 97.90}),
-           Row("b=0.005", {"flooding": 0.005}, {"test": 97.77}),
-           Row("b=0.001", {"flooding": 0.001}, {"test": 97.83})),
-          {**MLP, "lr": 0.1, "epochs": 500}),
-    Table("simple-cnn", "SimpleConvNet (the book's chapter 7), Adam lr 0.001, 20 epochs",
-          (Row("SimpleConvNet", {}, {"test": 98.9, "approx": True}),),
-          {"dataset": "mnist", "model": "simple-cnn", "optimizer": "adam", "lr": 0.001, "epochs": 20},
-          source="the book reports ≈ 98.9 % test accuracy"),
-    Table("deep-cnn", "DeepConvNet (the book's chapter 8), Adam lr 0.001, 20 epochs",
-          (Row("DeepConvNet", {}, {"test": 99.4, "approx": True}),),
-          {"dataset": "mnist", "model": "deep-cnn", "optimizer": "adam", "lr": 0.001, "epochs": 20},
-          source="the book reports ≈ 99.4 % test accuracy"),
-]}
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        Table(
+            "act-lr0.1",
+            "Activations, 784-100-50-10, SGD lr 0.1",
+            _acts(
+                [
+                    _pub(100.00, 97.85, 97.88, 2, 5, None),
+                    _pub(100.00, 98.01, 98.05, 3, 7, 33),
+                    _pub(100.00, 97.88, 97.96, 4, 7, None),
+                    _pub(100.00, 97.89, 97.99, 3, 7, None),
+                    _pub(100.00, 97.88, 97.89, 2, 6, None),
+                ]
+            ),
+            {**MLP, "lr": 0.1},
+            seeds=5,
+            source="SEEDS.md, the main MNIST table (seed 10, one run each)",
+        ),
+        Table(
+            "act-lr0.5",
+            "Activations, 784-100-50-10, SGD lr 0.5",
+            _acts([98.07, 98.07, 98.30, 98.24, 98.25]),
+            {**MLP, "lr": 0.5},
+        ),
+        Table(
+            "act-200-100",
+            "Activations, 784-200-100-10, SGD lr 0.1 and 0.5",
+            _acts([98.01, 98.10, 98.01, 98.15, 98.10], 0.1)
+            + _acts([98.29, 98.30, 98.36, 98.26, {"test": 98.45, "best": 98.49}], 0.5),
+            {**MLP, "hidden": "200,100"},
+        ),
+        Table(
+            "hswish-n",
+            "h-swish with n = 1…10, 784-100-50-10, SGD lr 0.1",
+            tuple(
+                Row(f"n={n}", {"hswish_n": float(n)}, {"test": pub})
+                for n, pub in zip(range(1, 11), [98.01, 97.93, 97.88, 98.03, 98.01, 97.88, 97.87, 97.78, 97.73, 97.71])
+            ),
+            {**MLP, "lr": 0.1, "activation": "hswish"},
+        ),
+        Table(
+            "optimizers",
+            "Optimizers, ReLU 784-100-50-10 (SGD family at lr 0.1 and 0.01, μ 0.9; adaptive at their defaults)",
+            (
+                Row("SGD, lr 0.1", {"optimizer": "sgd", "lr": 0.1}, {"test": 97.85}),
+                Row("SGD, lr 0.01", {"optimizer": "sgd", "lr": 0.01}),
+                Row("Momentum, lr 0.1", {"optimizer": "momentum", "lr": 0.1}, {"test": 96.97}),
+                Row("Nesterov, lr 0.1", {"optimizer": "nesterov", "lr": 0.1}, {"test": 97.31}),
+                Row("Momentum, lr 0.01", {"optimizer": "momentum", "lr": 0.01}, {"test": 98.05}),
+                Row("Nesterov, lr 0.01", {"optimizer": "nesterov", "lr": 0.01}, {"test": 98.07}),
+                Row("AdaGrad, lr 0.01", {"optimizer": "adagrad", "lr": 0.01}),
+                Row("RMSProp, lr 0.01", {"optimizer": "rmsprop", "lr": 0.01}),
+                Row("Adam, lr 0.001", {"optimizer": "adam", "lr": 0.001}),
+                Row("AdamW, lr 0.001, wd 0.01", {"optimizer": "adamw", "lr": 0.001, "weight_decay": 0.01}),
+            ),
+            {**MLP, "momentum": 0.9},
+        ),
+        Table(
+            "momentum-sweep",
+            "Momentum and Nesterov, μ = 0.8…0.5 at lr 0.1, ReLU 784-100-50-10",
+            tuple(
+                Row(f"{opt.capitalize()}, μ {mu}", {"optimizer": opt, "momentum": mu}, {"test": pub})
+                for opt, pubs in (
+                    ("momentum", [98.19, 98.18, 97.99, 97.94]),
+                    ("nesterov", [98.13, 97.84, 97.97, 98.03]),
+                )
+                for mu, pub in zip((0.8, 0.7, 0.6, 0.5), pubs)
+            ),
+            {**MLP, "lr": 0.1},
+            source="SEEDS.md: the μ sweep is at lr 0.1 (an earlier version said 0.01)",
+        ),
+        Table(
+            "flooding",
+            "Flooding, ReLU 784-100-50-10, SGD lr 0.1, 500 epochs",
+            (
+                Row("b=0 (none)", {"flooding": None}, {"test": 97.85}),
+                Row("b=0.1", {"flooding": 0.1}, {"train": 98.69, "test": 97.21, "best": 98.05}),
+                Row("b=0.05", {"flooding": 0.05}, {"train": 99.26, "test": 97.67, "best": 98.01}),
+                Row("b=0.01", {"flooding": 0.01}, {"train": 99.90, "test": 97.60, "best": 97.90}),
+                Row("b=0.005", {"flooding": 0.005}, {"test": 97.77}),
+                Row("b=0.001", {"flooding": 0.001}, {"test": 97.83}),
+            ),
+            {**MLP, "lr": 0.1, "epochs": 500},
+        ),
+        Table(
+            "simple-cnn",
+            "SimpleConvNet (the book's chapter 7), Adam lr 0.001, 20 epochs",
+            (Row("SimpleConvNet", {}, {"test": 98.9, "approx": True}),),
+            {"dataset": "mnist", "model": "simple-cnn", "optimizer": "adam", "lr": 0.001, "epochs": 20},
+            source="the book reports ≈ 98.9 % test accuracy",
+        ),
+        Table(
+            "deep-cnn",
+            "DeepConvNet (the book's chapter 8), Adam lr 0.001, 20 epochs",
+            (Row("DeepConvNet", {}, {"test": 99.4, "approx": True}),),
+            {"dataset": "mnist", "model": "deep-cnn", "optimizer": "adam", "lr": 0.001, "epochs": 20},
+            source="the book reports ≈ 99.4 % test accuracy",
+        ),
+    ]
+}
 QUICK = {"dataset": "digits", "epochs": 2}
 """What ``--quick`` changes: the embedded digits, 2 epochs (and 2 seeds)."""
 
@@ -175,8 +233,14 @@ class Task:
     keys: tuple[str, ...] = ()  # the settings the table (and the command) fix: a stored run must match them
 
 
-def plan(tables: Sequence[Table], out: pathlib.Path, seeds: int | None = None, seed: int | None = None,
-         quick: bool = False, **overrides: Any) -> list[Task]:
+def plan(
+    tables: Sequence[Table],
+    out: pathlib.Path,
+    seeds: int | None = None,
+    seed: int | None = None,
+    quick: bool = False,
+    **overrides: Any,
+) -> list[Task]:
     """Every (table, row, seed) run, longest first; ``overrides`` (epochs, backend, ...) apply to all."""
     tasks = []
     for table in tables:
@@ -187,8 +251,17 @@ def plan(tables: Sequence[Table], out: pathlib.Path, seeds: int | None = None, s
             for s in seeds_from(cfg["seed"] if seed is None else seed, n):
                 cost = cfg["epochs"] * {"mlp": 1, "simple-cnn": 30, "deep-cnn": 60}.get(cfg["model"], 1)
                 keys = (*table.common, *row.settings, *extra, "seed", "row")
-                tasks.append(Task(table.name, row.label, s, {**cfg, "seed": s, "row": row.label},
-                                  out / table.name / f"{row.slug}-seed{s}.json", cost, tuple(dict.fromkeys(keys))))
+                tasks.append(
+                    Task(
+                        table.name,
+                        row.label,
+                        s,
+                        {**cfg, "seed": s, "row": row.label},
+                        out / table.name / f"{row.slug}-seed{s}.json",
+                        cost,
+                        tuple(dict.fromkeys(keys)),
+                    )
+                )
     return sorted(tasks, key=lambda t: -t.cost)
 
 
@@ -209,8 +282,11 @@ def done(task: Task) -> bool:
     stored = json.loads(task.path.read_text()).get("config", {})
     differ = _differ(stored, task.cfg, task.keys)
     if differ:
-        raise ValueError(f"{task.path} holds another run ({', '.join(f'{k}={stored.get(k)!r} not {task.cfg[k]!r}' for k in differ)}); "
-                         f"use another --out or delete the file to rerun it")
+        raise ValueError(
+            f"{task.path} holds another run "
+            f"({', '.join(f'{k}={stored.get(k)!r} not {task.cfg[k]!r}' for k in differ)}); "
+            f"use another --out or delete the file to rerun it"
+        )
     return True
 
 
@@ -238,12 +314,19 @@ def run_task(task: Task, data_path: str | None, device: Any, meta: dict[str, Any
     start = time.perf_counter()
     ckpt = task.path.with_suffix(".ckpt")  # a run stopped midway (Ctrl-C, kill, crash) resumes from it
     task.path.parent.mkdir(parents=True, exist_ok=True)
-    _, _, history = run_config(cfg, _DATA[key], device, verbose=False, checkpoint=ckpt,
-                               resume=ckpt if ckpt.exists() else None)
+    _, _, history = run_config(
+        cfg, _DATA[key], device, verbose=False, checkpoint=ckpt, resume=ckpt if ckpt.exists() else None
+    )
     wall = time.perf_counter() - start
     run = json.loads(history.to_json())
-    run["meta"] = {**meta, "table": task.table, "row": task.row, "wall_s": round(wall, 2),
-                   "finished": _now(), "blas": _blas()}
+    run["meta"] = {
+        **meta,
+        "table": task.table,
+        "row": task.row,
+        "wall_s": round(wall, 2),
+        "finished": _now(),
+        "blas": _blas(),
+    }
     tmp = task.path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(run) + "\n")
     os.replace(tmp, task.path)
@@ -260,8 +343,14 @@ def _blas() -> list[dict[str, Any]]:
     return [{k: i.get(k) for k in keep} for i in threadpool_info()]
 
 
-def run(tasks: Sequence[Task], jobs: int, data_path: str | None = None, device: Any = None,
-        meta: dict[str, Any] | None = None, log=print) -> tuple[int, int, list[str]]:
+def run(
+    tasks: Sequence[Task],
+    jobs: int,
+    data_path: str | None = None,
+    device: Any = None,
+    meta: dict[str, Any] | None = None,
+    log=print,
+) -> tuple[int, int, list[str]]:
     """Run the tasks whose file is missing, ``jobs`` at a time; (ran, skipped, errors)."""
     todo = [t for t in tasks if not done(t)]
     skipped = len(tasks) - len(todo)
@@ -285,7 +374,7 @@ def run(tasks: Sequence[Task], jobs: int, data_path: str | None = None, device: 
         for k, task in enumerate(todo, 1):
             try:
                 report(k, task, run_task(task, data_path, device, meta), None)
-            except Exception as e:  # noqa: BLE001 -- one failed run must not lose the others
+            except Exception as e:
                 report(k, task, None, e)
         return len(todo), skipped, errors
     saved = {v: os.environ.get(v) for v in THREAD_VARS}
@@ -321,7 +410,9 @@ def assemble(table: Table, tasks: Sequence[Task], out: pathlib.Path, meta: dict[
     walls = [r.get("meta", {}).get("wall_s", 0.0) for r in runs]
     first = runs[0]["config"]
     doc = {
-        "table": table.name, "title": table.title, "source": table.source,
+        "table": table.name,
+        "title": table.title,
+        "source": table.source,
         "settings": {k: v for k, v in first.items() if k in table.common or k in QUICK},
         "seeds": sorted({t.seed for t in mine}),
         "rows": [{"label": r.label, "settings": r.settings, "published": r.published} for r in table.rows],
@@ -331,7 +422,9 @@ def assemble(table: Table, tasks: Sequence[Task], out: pathlib.Path, meta: dict[
     path = out / f"{table.name}.json"
     path.write_text(json.dumps(doc, separators=(",", ":")).replace(',{"config"', ',\n{"config"') + "\n")
     try:
-        plot_bands(_by_row([r.label for r in table.rows], load_runs(path)), out / f"{table.name}.png", title=table.title)
+        plot_bands(
+            _by_row([r.label for r in table.rows], load_runs(path)), out / f"{table.name}.png", title=table.title
+        )
     except ImportError as e:
         print(f"{table.name}: no PNG ({e})", file=sys.stderr)
     return path
@@ -375,13 +468,16 @@ def render(path: str | os.PathLike, link_base: str | os.PathLike | None = None) 
     if doc["settings"].get("dataset") != "mnist":
         dry = f"dataset {doc['settings'].get('dataset')}, {doc['settings'].get('epochs')} epochs"
         lines += [f"**Dry run only** ({dry}): not a reproduction.", ""]
-    lines += [f"Command: `{meta.get('command')}` — {n} seeds ({_span(doc['seeds'])}) per row, "
-              f"{meta.get('jobs')} run(s) at a time, "
-              f"commit {str(meta.get('commit'))[:10]}{' (dirty)' if meta.get('dirty') else ''}, "
-              f"{meta.get('machine', {}).get('cpu')} ({meta.get('machine', {}).get('cores')} cores)"
-              + (f", GPU {meta['machine']['gpu']}" if meta.get("machine", {}).get("gpu") else "")
-              + f", backend {doc['runs'][0]['config'].get('backend')}, {doc['runs'][0]['config'].get('dtype')}. "
-              f"Sum of run times {meta.get('runs_wall_s')} s. Raw runs: [{rel(path)}]({rel(path)}).", ""]
+    lines += [
+        f"Command: `{meta.get('command')}` — {n} seeds ({_span(doc['seeds'])}) per row, "
+        f"{meta.get('jobs')} run(s) at a time, "
+        f"commit {str(meta.get('commit'))[:10]}{' (dirty)' if meta.get('dirty') else ''}, "
+        f"{meta.get('machine', {}).get('cpu')} ({meta.get('machine', {}).get('cores')} cores)"
+        + (f", GPU {meta['machine']['gpu']}" if meta.get("machine", {}).get("gpu") else "")
+        + f", backend {doc['runs'][0]['config'].get('backend')}, {doc['runs'][0]['config'].get('dtype')}. "
+        f"Sum of run times {meta.get('runs_wall_s')} s. Raw runs: [{rel(path)}]({rel(path)}).",
+        "",
+    ]
     if doc.get("source"):
         lines += [f"Published figures: {doc['source']}.", ""]
     header = ["row", "published", "test (ours)", "test within 2 sd", "best", "train", "TS95", "TS97", "TS98", "time"]
@@ -395,10 +491,18 @@ def render(path: str | os.PathLike, link_base: str | os.PathLike | None = None) 
         pub = row["published"]
         others = [f"{c} {verdict(pub[c], st[c])}" for c in ("best", "train") if pub.get(c) is not None]
         test_verdict = verdict(pub["test"], st["test"]) if pub.get("test") is not None else "– (no published figure)"
-        body.append([row["label"], _published(pub), format_stat("test", st["test"]),
-                     test_verdict + "".join(f"; {o}" for o in others),
-                     format_stat("best", st["best"], spread=False), format_stat("train", st["train"], spread=False),
-                     *(format_stat(c, st[c]) for c in ("TS95", "TS97", "TS98")), format_stat("time", st["time"])])
+        body.append(
+            [
+                row["label"],
+                _published(pub),
+                format_stat("test", st["test"]),
+                test_verdict + "".join(f"; {o}" for o in others),
+                format_stat("best", st["best"], spread=False),
+                format_stat("train", st["train"], spread=False),
+                *(format_stat(c, st[c]) for c in ("TS95", "TS97", "TS98")),
+                format_stat("time", st["time"]),
+            ]
+        )
     lines += [markdown_table(header, body), ""]
     png = path.with_suffix(".png")
     if png.exists():
@@ -421,7 +525,11 @@ def _published(pub: dict[str, Any]) -> str:
 
 
 def _span(seeds: Sequence[int]) -> str:
-    return f"{seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[0] + len(seeds))) else ", ".join(map(str, seeds))
+    return (
+        f"{seeds[0]}–{seeds[-1]}"
+        if seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+        else ", ".join(map(str, seeds))
+    )
 
 
 # -- provenance ----------------------------------------------------------------------------------
@@ -450,8 +558,13 @@ def _cpu_name() -> str:
 
 def _gpu_name() -> str | None:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=20, check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
@@ -465,8 +578,9 @@ def provenance(argv: Sequence[str], jobs: int, backend: str | None) -> dict[str,
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20,
-                                 check=False)
+            out = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20, check=False
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -476,11 +590,22 @@ def provenance(argv: Sequence[str], jobs: int, backend: str | None) -> dict[str,
         "commit": git("rev-parse", "HEAD"),
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "xpnet")),
         "jobs": jobs,
-        "machine": {"host": platform.node(), "cpu": _cpu_name(), "cores": os.cpu_count(),
-                    "os": platform.platform(), "gpu": _gpu_name()},
-        "versions": {"python": platform.python_version(), "xpnet": __version__,
-                     **{p: _version(p) for p in ("numpy", "array-api-compat", "cupy-cuda12x", "cupy-cuda13x", "torch")
-                        if _version(p)}},
+        "machine": {
+            "host": platform.node(),
+            "cpu": _cpu_name(),
+            "cores": os.cpu_count(),
+            "os": platform.platform(),
+            "gpu": _gpu_name(),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "xpnet": __version__,
+            **{
+                p: _version(p)
+                for p in ("numpy", "array-api-compat", "cupy-cuda12x", "cupy-cuda13x", "torch")
+                if _version(p)
+            },
+        },
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
     }
 
@@ -493,8 +618,11 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run (or resume) tables; each finished table is assembled and rendered")
     r.add_argument("tables", nargs="+", help=f"all | {' | '.join(TABLES)}")
     r.add_argument("--jobs", "-j", type=int, default=1, help="runs at once, one process each, BLAS pinned to 1 thread")
-    r.add_argument("--out", default=None, help="folder of the JSON/PNG/Markdown (default docs/results; "
-                   "with --quick a temporary folder)")
+    r.add_argument(
+        "--out",
+        default=None,
+        help="folder of the JSON/PNG/Markdown (default docs/results; with --quick a temporary folder)",
+    )
     r.add_argument("--seeds", type=int, default=None, help="seeds per row (default: the table's, 5 or 3; --quick 2)")
     r.add_argument("--seed", type=int, default=None, help="first seed (default 10, as xpnet train)")
     r.add_argument("--epochs", type=int, default=None, help="override every table's epochs")
@@ -515,27 +643,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "list":
             for t in TABLES.values():
-                print(f"{t.name:15s} {len(t.rows):2d} rows × {t.seeds} seeds, {t.common.get('epochs', 50)} epochs — {t.title}")
+                print(
+                    f"{t.name:15s} {len(t.rows):2d} rows × {t.seeds} seeds, "
+                    f"{t.common.get('epochs', 50)} epochs — {t.title}"
+                )
             return 0
         tables = select(args.tables)
         if args.command == "render":
             return _render_cmd(tables, pathlib.Path(args.out))
         if args.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-        out = pathlib.Path(args.out or (pathlib.Path(tempfile.gettempdir()) / "xpnet-quick" if args.quick
-                                        else "docs/results"))
+        out = pathlib.Path(
+            args.out or (pathlib.Path(tempfile.gettempdir()) / "xpnet-quick" if args.quick else "docs/results")
+        )
         out.mkdir(parents=True, exist_ok=True)
-        tasks = plan(tables, out, seeds=args.seeds, seed=args.seed, quick=args.quick, epochs=args.epochs,
-                     backend=args.backend, dtype=args.dtype)
+        tasks = plan(
+            tables,
+            out,
+            seeds=args.seeds,
+            seed=args.seed,
+            quick=args.quick,
+            epochs=args.epochs,
+            backend=args.backend,
+            dtype=args.dtype,
+        )
         meta = provenance(argv, args.jobs, args.backend)
         start, started = time.perf_counter(), _now()
         print(f"{len(tasks)} runs in {len(tables)} table(s), {args.jobs} at a time, into {out}", flush=True)
-        ran, skipped, errors = run(tasks, args.jobs, args.data_path, args.device, meta,
-                                   log=lambda s: print(s, flush=True))
+        ran, skipped, errors = run(
+            tasks, args.jobs, args.data_path, args.device, meta, log=lambda s: print(s, flush=True)
+        )
         wall = time.perf_counter() - start
         with open(out / "invocations.jsonl", "a") as f:
-            f.write(json.dumps({**meta, "started": started, "wall_s": round(wall, 1), "tables": [t.name for t in tables],
-                                "ran": ran, "skipped": skipped, "failed": len(errors)}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        **meta,
+                        "started": started,
+                        "wall_s": round(wall, 1),
+                        "tables": [t.name for t in tables],
+                        "ran": ran,
+                        "skipped": skipped,
+                        "failed": len(errors),
+                    }
+                )
+                + "\n"
+            )
         for table in tables:
             path = assemble(table, tasks, out, meta)
             if path is None:
@@ -552,8 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xpnet.reproduce: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("xpnet.reproduce: interrupted; finished runs are kept, rerun the same command to resume",
-              file=sys.stderr)
+        print("xpnet.reproduce: interrupted; finished runs are kept, rerun the same command to resume", file=sys.stderr)
         return 130
 
 

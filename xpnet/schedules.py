@@ -146,8 +146,10 @@ class Join:
         object.__setattr__(self, "boundaries", tuple(int(b) for b in self.boundaries))
         _check_unit(self.unit, "Join")
         if len(self.schedules) != len(self.boundaries) + 1:
-            raise ValueError(f"Join: {len(self.schedules)} schedules need {len(self.schedules) - 1} boundaries, "
-                             f"got {len(self.boundaries)}")
+            raise ValueError(
+                f"Join: {len(self.schedules)} schedules need {len(self.schedules) - 1} boundaries, "
+                f"got {len(self.boundaries)}"
+            )
         if any(b < 1 for b in self.boundaries) or list(self.boundaries) != sorted(set(self.boundaries)):
             raise ValueError(f"Join: boundaries must be increasing integers >= 1, got {list(self.boundaries)}")
 

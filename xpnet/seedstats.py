@@ -23,11 +23,31 @@ import json
 import math
 import os
 import pathlib
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .history import History
+from .tables import markdown_table
 
-__all__ = ["VALUE_COLUMNS", "TARGET_COLUMNS", "COLUMNS", "CURVES", "seeds_from", "compare_seeds", "stat", "aggregate", "curve_stats", "format_stat", "format_seed_table", "markdown_table", "within", "save_runs", "load_runs", "group_runs", "plot_bands"]
+__all__ = [
+    "COLUMNS",
+    "CURVES",
+    "TARGET_COLUMNS",
+    "VALUE_COLUMNS",
+    "aggregate",
+    "compare_seeds",
+    "curve_stats",
+    "format_seed_table",
+    "format_stat",
+    "group_runs",
+    "load_runs",
+    "markdown_table",
+    "plot_bands",
+    "save_runs",
+    "seeds_from",
+    "stat",
+    "within",
+]
 
 VALUE_COLUMNS = ("train", "test", "best", "time")
 """Summary columns aggregated as mean ± sd (min–max)."""
@@ -37,7 +57,6 @@ COLUMNS = ("train", "test", "best", "TS95", "TS97", "TS98", "time")
 
 CURVES = ("train_loss", "test_loss", "train_acc", "test_acc")
 """The per-epoch metrics plotted, one panel each."""
-
 
 
 # -- seeds and configurations --------------------------------------------------------------------
@@ -56,8 +75,10 @@ def compare_seeds(given: Sequence[int], n: int | None) -> list[int]:
     if n is None:
         return given
     if len(given) != 1:
-        raise ValueError(f"--seeds {n} runs seeds S..S+{n}-1 from one --seed S; got --seed {' '.join(map(str, given))}"
-                         " (give either one --seed with --seeds, or a list of seeds without it)")
+        raise ValueError(
+            f"--seeds {n} runs seeds S..S+{n}-1 from one --seed S; got --seed {' '.join(map(str, given))}"
+            " (give either one --seed with --seeds, or a list of seeds without it)"
+        )
     return seeds_from(given[0], n)
 
 
@@ -134,16 +155,6 @@ def _seed_range(seeds: Sequence[int]) -> str:
     return ",".join(map(str, seeds))
 
 
-def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """A Markdown table with aligned columns."""
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-
-    def line(r: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
-
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
-
-
 def within(published: float, s: Mapping[str, Any], k: float = 2.0) -> bool:
     """Whether ``published`` lies within ``k`` standard deviations of the mean of ``s``."""
     return abs(float(published) - s["mean"]) <= k * s["sd"] + 1e-9
@@ -195,8 +206,12 @@ def group_runs(histories: Iterable[History], keys: Sequence[str] | None = None) 
 
 
 # -- plots ---------------------------------------------------------------------------------------
-def plot_bands(groups: Mapping[str, Sequence[History]], path: str | os.PathLike, metrics: Sequence[str] = CURVES,
-               title: str | None = None) -> None:
+def plot_bands(
+    groups: Mapping[str, Sequence[History]],
+    path: str | os.PathLike,
+    metrics: Sequence[str] = CURVES,
+    title: str | None = None,
+) -> None:
     """One panel per metric: the mean curve of each group with a ±1 sd band over its seeds, legend outside.
 
     Accuracies are drawn in %. Needs matplotlib (``xpnet[plot]``).
@@ -209,7 +224,9 @@ def plot_bands(groups: Mapping[str, Sequence[History]], path: str | os.PathLike,
         from matplotlib.ticker import MaxNLocator
     except ImportError as e:
         raise ImportError('plotting needs matplotlib: pip install "xpnet[plot]"') from e
-    metrics = [m for m in metrics if any(h[m] and any(v is not None for v in h[m]) for hs in groups.values() for h in hs)]
+    metrics = [
+        m for m in metrics if any(h[m] and any(v is not None for v in h[m]) for hs in groups.values() for h in hs)
+    ]
     if not metrics:
         raise ValueError(f"none of the histories has a per-epoch {' / '.join(CURVES)} to plot")
     cols = min(2, len(metrics))
@@ -235,7 +252,7 @@ def plot_bands(groups: Mapping[str, Sequence[History]], path: str | os.PathLike,
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.replace("_acc", " accuracy (%)").replace("_loss", " loss").replace("_", " "))
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)

@@ -7,7 +7,8 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import numpy as np
 from tqdm import tqdm
@@ -106,9 +107,17 @@ class Trainer:
 
     # -- run checkpoints (xpnet/checkpoint.py) ----------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, epochs: int | None = None, *, verbose: bool = True,
-                        checkpoint: str | os.PathLike | bool = True, backend: Any = None, device: Any = None,
-                        **options: Any) -> Trainer:
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        epochs: int | None = None,
+        *,
+        verbose: bool = True,
+        checkpoint: str | os.PathLike | bool = True,
+        backend: Any = None,
+        device: Any = None,
+        **options: Any,
+    ) -> Trainer:
         """The trainer, model and optimizer of a run checkpoint; ``fit(x, t, x_test, t_test)`` with the
         run's data continues it to ``epochs`` (default: the run's own count), bitwise as if never stopped.
 
@@ -142,12 +151,15 @@ class Trainer:
                 opt.lr = float(self.schedule(opt.t))
             idx = index[lo:hi] if hi > lo else None
             controls.train_step(
-                model, opt,
+                model,
+                opt,
                 xp.take(x, idx, axis=0) if idx is not None else None,
                 xp.take(t, idx, axis=0) if idx is not None else None,
-                self.gradient, self.clip_norm,
-                functools.partial(self.comm.allreduce_grad, params=params, backend=model.backend,
-                                  weight=(hi - lo) / (stop - i)),
+                self.gradient,
+                self.clip_norm,
+                functools.partial(
+                    self.comm.allreduce_grad, params=params, backend=model.backend, weight=(hi - lo) / (stop - i)
+                ),
             )
             if bar:
                 bar.update()
@@ -171,9 +183,19 @@ class Trainer:
         return float(loss + self.optimizer.penalty(self.model.params)), int(correct) / n
 
     # -- the loop --------------------------------------------------------------------------
-    def fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None, *, x_val: Any = None,
-            t_val: Any = None, validation_split: float | None = None, patience: int | None = None,
-            restore_best: bool | None = None) -> History:
+    def fit(
+        self,
+        x_train: Any,
+        t_train: Any,
+        x_test: Any = None,
+        t_test: Any = None,
+        *,
+        x_val: Any = None,
+        t_val: Any = None,
+        validation_split: float | None = None,
+        patience: int | None = None,
+        restore_best: bool | None = None,
+    ) -> History:
         """Train for ``epochs`` and return the :class:`History` (also kept as ``self.history``).
 
         Validation data, ``x_val, t_val`` or ``validation_split=f`` (a seeded, stratified fraction of
@@ -187,8 +209,16 @@ class Trainer:
         with ckpt.stop_after_step(self):
             return self._fit(x_train, t_train, x_test, t_test, x_val, t_val, validation_split)
 
-    def _fit(self, x_train: Any, t_train: Any, x_test: Any = None, t_test: Any = None, x_val: Any = None,
-             t_val: Any = None, validation_split: float | None = None) -> History:
+    def _fit(
+        self,
+        x_train: Any,
+        t_train: Any,
+        x_test: Any = None,
+        t_test: Any = None,
+        x_val: Any = None,
+        t_val: Any = None,
+        validation_split: float | None = None,
+    ) -> History:
         model = self.model
         x, t = model.check_data(x_train, t_train, values=True)  # moved and checked once, never in the step
         test = model.check_data(x_test, t_test, values=True) if x_test is not None else None
@@ -200,8 +230,15 @@ class Trainer:
         else:
             val = model.check_data(x_val, t_val, values=True) if x_val is not None else None
         keeper = controls.BestWeights()
-        self.history = History(config={"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
-                                       "optimizer": repr(self.optimizer), "backend": str(model.backend)})
+        self.history = History(
+            config={
+                "epochs": self.epochs,
+                "batch_size": self.batch_size,
+                "seed": self.seed,
+                "optimizer": repr(self.optimizer),
+                "backend": str(model.backend),
+            }
+        )
         self.history.config.update(controls.describe(self, validation_split, val))
         self.stop = False
         if self.verbose:
@@ -209,8 +246,13 @@ class Trainer:
         run = ckpt.Run(self, (x, t), test)  # fresh, or where restore() left off (RNGs, history, position)
         run.keep(keeper)  # the best weights so far travel with the checkpoint
         best, since_best = run.best, run.since_best
-        self.comm.check_equal(samples=x.shape[0], parameters=model.n_params(), batch_size=self.batch_size,
-                              epochs=self.epochs, test_samples=test[0].shape[0] if test is not None else 0)
+        self.comm.check_equal(
+            samples=x.shape[0],
+            parameters=model.n_params(),
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            test_samples=test[0].shape[0] if test is not None else 0,
+        )
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
         for epoch in range(run.epoch + 1, run.last + 1):
             start = time.perf_counter() - run.elapsed
@@ -221,8 +263,14 @@ class Trainer:
             self.comm.bcast_data(model.buffers, model.backend)  # BatchNorm statistics: rank 0's, as DDP
             train_loss, train_acc = self.evaluate(x, t)
             test_loss, test_acc = self.evaluate(*test) if test is not None else (None, None)
-            record = {"epoch": epoch, "train_acc": train_acc, "train_loss": train_loss,
-                      "test_acc": test_acc, "test_loss": test_loss, "seconds": time.perf_counter() - start}
+            record = {
+                "epoch": epoch,
+                "train_acc": train_acc,
+                "train_loss": train_loss,
+                "test_acc": test_acc,
+                "test_loss": test_loss,
+                "seconds": time.perf_counter() - start,
+            }
             if val is not None:
                 record["val_loss"], record["val_acc"] = self.evaluate(*val)
             if self.schedule is not None:
@@ -254,8 +302,11 @@ class Trainer:
         if self.restore_best and keeper.epoch is not None:
             keeper.restore(model)
             if self.verbose:
-                print(f"restored the weights of epoch {keeper.epoch} (lowest {'validation' if val else 'watched'} "
-                      f"loss {keeper.loss:.4f})", file=self.out)
+                print(
+                    f"restored the weights of epoch {keeper.epoch} (lowest {'validation' if val else 'watched'} "
+                    f"loss {keeper.loss:.4f})",
+                    file=self.out,
+                )
         return self.history
 
 

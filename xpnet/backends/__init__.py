@@ -48,9 +48,7 @@ __all__ = [
     "use_backend",
 ]
 
-ADAPTERS: dict[str, type[Backend]] = {
-    cls.name: cls for cls in (NumpyBackend, CupyBackend, TorchBackend, StrictBackend)
-}
+ADAPTERS: dict[str, type[Backend]] = {cls.name: cls for cls in (NumpyBackend, CupyBackend, TorchBackend, StrictBackend)}
 """The adapter class of each library, by backend name."""
 
 BACKEND_NAMES = tuple(ADAPTERS)

@@ -80,7 +80,9 @@ class TorchBackend(Backend):
 
     def to_host(self, x: Any) -> np.ndarray:
         if x.device.type == "meta":
-            raise RuntimeError("a torch tensor on the 'meta' device holds no data: there is nothing to copy to the host")
+            raise RuntimeError(
+                "a torch tensor on the 'meta' device holds no data: there is nothing to copy to the host"
+            )
         x = x.detach().cpu()  # bfloat16 comes back as float32, which holds every bfloat16 value exactly
         return (x.float() if x.dtype == self._lib.bfloat16 else x).numpy()
 

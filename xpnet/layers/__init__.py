@@ -21,7 +21,24 @@ from .dropout import Dropout
 from .pooling import AvgPooling, Pooling
 
 __all__ = [
-    "ACTIVATIONS", "LAYERS", "Activation", "Affine", "AvgPooling", "BatchNorm", "Convolution", "Dropout", "Flatten",
-    "HSwish", "Layer", "Pooling",
-    "LeakyReLU", "Mish", "ReLU", "ReLU6", "Sigmoid", "Swish", "Tanh", "TanhExp",
+    "ACTIVATIONS",
+    "LAYERS",
+    "Activation",
+    "Affine",
+    "AvgPooling",
+    "BatchNorm",
+    "Convolution",
+    "Dropout",
+    "Flatten",
+    "HSwish",
+    "Layer",
+    "LeakyReLU",
+    "Mish",
+    "Pooling",
+    "ReLU",
+    "ReLU6",
+    "Sigmoid",
+    "Swish",
+    "Tanh",
+    "TanhExp",
 ]

@@ -59,9 +59,7 @@ class BatchNorm(Layer):
             self.running_var += (1.0 - m) * var
             self.xn, self.std, self.axes, self.shape = xn, std, axes, shape
         else:
-            xn = (x - xp.reshape(self.running_mean, shape)) / xp.reshape(
-                xp.sqrt(self.running_var + self.eps), shape
-            )
+            xn = (x - xp.reshape(self.running_mean, shape)) / xp.reshape(xp.sqrt(self.running_var + self.eps), shape)
         return xp.reshape(self.gamma, shape) * xn + xp.reshape(self.beta, shape)
 
     def backward(self, dout: Any) -> Any:
@@ -73,9 +71,11 @@ class BatchNorm(Layer):
             return None
         n = math.prod(dout.shape) // self.features
         dxn = dout * xp.reshape(self.gamma, shape)
-        return (dxn - xp.reshape(xp.sum(dxn, axis=axes) / n, shape) - xn * xp.reshape(
-            xp.sum(dxn * xn, axis=axes) / n, shape
-        )) / xp.reshape(self.std, shape)
+        return (
+            dxn
+            - xp.reshape(xp.sum(dxn, axis=axes) / n, shape)
+            - xn * xp.reshape(xp.sum(dxn * xn, axis=axes) / n, shape)
+        ) / xp.reshape(self.std, shape)
 
     def clear(self) -> None:
         self.xn = self.std = None

@@ -27,8 +27,15 @@ class Convolution(Layer):
 
     param_names = ("W", "b")
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], stride: int = 1,
-                 pad: int = 0, init: str | float = "he") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        pad: int = 0,
+        init: str | float = "he",
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.pad, self.init = pair(kernel_size), int(stride), int(pad), init
@@ -43,8 +50,14 @@ class Convolution(Layer):
         self.clear()
 
     def config(self) -> dict[str, Any]:
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": list(self.kernel_size), "stride": self.stride, "pad": self.pad, "init": self.init}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": self.stride,
+            "pad": self.pad,
+            "init": self.init,
+        }
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != 3 or shape[0] != self.in_channels:
@@ -92,8 +105,17 @@ class Convolution(Layer):
         # W_kᵀ for every kernel position k as row blocks of one contiguous (KH·KW·C, FN) matrix (the reshape copies)
         w_k = xp.reshape(xp.permute_dims(xp.reshape(self.W, (fn, c, kh * kw)), (2, 1, 0)), (kh * kw * c, fn))
         oh, ow = dout.shape[2], dout.shape[3]
-        return accumulate(xp, lambda k: xp.reshape(w_k[k * c : (k + 1) * c, :] @ dy, (n, c, oh, ow)), self.x_shape, kh, kw,
-                          self.stride, self.pad, dout.dtype, dout.device)
+        return accumulate(
+            xp,
+            lambda k: xp.reshape(w_k[k * c : (k + 1) * c, :] @ dy, (n, c, oh, ow)),
+            self.x_shape,
+            kh,
+            kw,
+            self.stride,
+            self.pad,
+            dout.dtype,
+            dout.device,
+        )
 
     def clear(self) -> None:
         self.col, self.workspace = None, None

@@ -46,7 +46,9 @@ def pad_nchw(xp: Any, x: Any, pad: int) -> Any:
 
 def regions(kh: int, kw: int, oh: int, ow: int, stride: int) -> list[tuple[slice, ...]]:
     """For each kernel position (row-major), the NCHW slice of the padded input it sees in every window."""
-    return [(slice(None), slice(None), window(i, oh, stride), window(j, ow, stride)) for i in range(kh) for j in range(kw)]
+    return [
+        (slice(None), slice(None), window(i, oh, stride), window(j, ow, stride)) for i in range(kh) for j in range(kw)
+    ]
 
 
 def im2col(xp: Any, x: Any, kh: int, kw: int, stride: int, pad: int, out: Any = None) -> tuple[Any, int, int]:
@@ -67,8 +69,17 @@ def im2col(xp: Any, x: Any, kh: int, kw: int, stride: int, pad: int, out: Any = 
     return xp.reshape(out, (n, c * kh * kw, oh * ow)), oh, ow
 
 
-def accumulate(xp: Any, piece: Callable[[int], Any], shape: tuple[int, ...], kh: int, kw: int, stride: int, pad: int,
-               dtype: Any, device: Any) -> Any:
+def accumulate(
+    xp: Any,
+    piece: Callable[[int], Any],
+    shape: tuple[int, ...],
+    kh: int,
+    kw: int,
+    stride: int,
+    pad: int,
+    dtype: Any,
+    device: Any,
+) -> Any:
     """``Σ_k`` of ``piece(k)`` (an ``(N, C, OH, OW)`` array per kernel position k) slice-added into a zero
     ``(N, C, H, W)`` image at that position's windows — the routing shared by col2im and the convolution's dX."""
     n, c, h, w = shape

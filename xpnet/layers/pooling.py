@@ -36,7 +36,9 @@ class _Pool(Layer):
             raise self._mismatch("(N, C, H, W)", ("N", *shape))
         oh, ow = self._out(shape[1], shape[2])
         if oh < 1 or ow < 1:
-            raise self._mismatch(f"(N, C, H >= {self.size[0] - 2 * self.pad}, W >= {self.size[1] - 2 * self.pad})", ("N", *shape))
+            raise self._mismatch(
+                f"(N, C, H >= {self.size[0] - 2 * self.pad}, W >= {self.size[1] - 2 * self.pad})", ("N", *shape)
+            )
         return (shape[0], oh, ow)
 
     def _out(self, h: int, w: int) -> tuple[int, int]:
@@ -45,8 +47,11 @@ class _Pool(Layer):
     def _regions(self, h: int, w: int) -> list[tuple[slice, ...]]:
         """One index per window position: that position in every window."""
         oh, ow = self._out(h, w)
-        return [(slice(None), slice(None), window(i, oh, self.stride), window(j, ow, self.stride))
-                for i in range(self.size[0]) for j in range(self.size[1])]
+        return [
+            (slice(None), slice(None), window(i, oh, self.stride), window(j, ow, self.stride))
+            for i in range(self.size[0])
+            for j in range(self.size[1])
+        ]
 
     def forward(self, x: Any, train: bool = True) -> Any:
         xp, p = self.xp, self.pad
