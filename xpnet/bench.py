@@ -114,7 +114,7 @@ def gemm_products(model: Any, batch: int) -> list[tuple[tuple[int, ...], tuple[i
     its im2col form, batched over N: forward ``(F, CKK)·(N, CKK, P)``, dW ``(N, F, P)·(N, P, CKK)``,
     dX ``(CKK, F)·(N, F, P)`` (not for layer 0).
     """
-    prods = []
+    prods: list[tuple[tuple[int, ...], tuple[int, ...], bool]] = []
     for i, (layer, (_s_in, s_out)) in enumerate(zip(model.layers, model.shapes)):
         if isinstance(layer, L.Affine):
             n_in, n_out = layer.in_features, layer.out_features
@@ -409,9 +409,11 @@ def kernel_cases(
     act_shape = (n, 30, 24, 24) if not quick else (n, 4, 6, 6)
     rng = np.random.default_rng(0)
     device = _torch_device(backend)
-    torch = None
+    torch: Any = None
     if device is not None:
-        import torch
+        import torch as torch_module
+
+        torch = torch_module
     cases: dict[str, dict[str, Callable[[], Any]]] = {}
     sync = backend.synchronize
 
@@ -472,8 +474,12 @@ def kernel_cases(
                 )
             a_np = rng.standard_normal(act_shape, dtype=np.float32)
             a = backend.from_host(a_np.astype(dtype))
-            for name, layer, twin in (("relu", L.ReLU(), "relu"), ("pool 2x2", L.Pooling(2, 2), "pool")):
-                out = layer.forward(a)
+            elementwise: tuple[tuple[str, L.Layer, str], ...] = (
+                ("relu", L.ReLU(), "relu"),
+                ("pool 2x2", L.Pooling(2, 2), "pool"),
+            )
+            for name, kernel, twin in elementwise:
+                out = kernel.forward(a)
                 ta = tout = None
                 if torch is not None:
                     ta = torch.from_numpy(a_np).to(device).requires_grad_(True)
@@ -481,12 +487,12 @@ def kernel_cases(
                     tout = fn(ta)
                 add(
                     f"{name} forward",
-                    lambda layer=layer: layer.forward(a),
+                    lambda kernel=kernel: kernel.forward(a),
                     (lambda fn=fn, ta=ta: fn(ta.detach())) if torch is not None else None,
                 )
                 add(
                     f"{name} backward",
-                    lambda layer=layer, out=out: layer.backward(out),
+                    lambda kernel=kernel, out=out: kernel.backward(out),
                     (lambda tout=tout, ta=ta: torch.autograd.grad(tout, ta, tout.detach(), retain_graph=True))
                     if torch is not None
                     else None,

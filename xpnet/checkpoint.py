@@ -27,7 +27,7 @@ import pathlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -136,7 +136,11 @@ def raise_on_sigterm() -> Callable[[], None]:
         raise Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def undo() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return undo
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -303,7 +307,9 @@ def _fingerprint(model: Any, data: tuple[Any, Any], test: tuple[Any, Any] | None
     return {"train": one(data), "test": one(test)}
 
 
-def _check_data(path: str, saved: dict[str, Any], now: dict[str, Any]) -> None:
+def _check_data(path: str, saved: dict[str, Any], now: dict[str, Any] | None) -> None:
+    if now is None:  # no fingerprint taken (neither resuming nor checkpointing): nothing to compare
+        return
     for split in ("train", "test"):
         a, b = saved.get(split), now[split]
         if (a is None) != (b is None):
@@ -334,7 +340,7 @@ class Run:
         self.epoch, self.step, self.elapsed = 0, 0, 0.0  # epochs done; steps and seconds into the next
         self.best, self.since_best = math.inf, 0
         self.last = trainer.epochs
-        self._order_state: dict[str, Any] | None = None
+        self._order_state: Mapping[str, Any] | None = None
         self.keeper: Any = None  # the best weights (restore_best), saved with the run
         self._best_weights: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None
         saved, trainer._resume = trainer._resume, None
@@ -403,7 +409,7 @@ class Run:
         raise Interrupted(signum, self.trainer.checkpoint, epoch, step, root=_rank(self.trainer) == 0)
 
     def save(
-        self, epoch: int, step: int, elapsed: float, done: bool, order_state: dict[str, Any] | None = None
+        self, epoch: int, step: int, elapsed: float, done: bool, order_state: Mapping[str, Any] | None = None
     ) -> None:
         """Write the run's state atomically. Under MPI every rank calls it (the ranks' RNG states are
         gathered) and rank 0 writes: the rest of the state is the same on every rank."""

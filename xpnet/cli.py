@@ -159,7 +159,7 @@ SETTINGS = (
 MODELS = C.MODELS
 
 
-def _load_data(name: str, path: str | None, images: bool = False):
+def _load_data(name: str, path: str | None, images: bool = False) -> Any:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     return DATASETS[name](flatten=not images) if name == "digits" else DATASETS[name](path, flatten=not images)
@@ -684,8 +684,9 @@ def _row_checkpoint(folder: str, cfg: dict[str, Any]) -> pathlib.Path:
 def _interrupted(command: str, rest: Sequence[str], e: KeyboardInterrupt) -> int:
     """One line for Ctrl-C/SIGTERM: what was saved and the command that resumes; exit status 128 + signal."""
     signum = getattr(e, "signum", signal.SIGINT)
-    what = signal.Signals(signum).name + (f" at epoch {e.epoch}" if getattr(e, "epoch", 0) else "")
-    what += f", step {e.step}" if getattr(e, "step", 0) else ""
+    epoch, step = getattr(e, "epoch", 0), getattr(e, "step", 0)  # an xpnet.checkpoint.Interrupted has them
+    what = signal.Signals(signum).name + (f" at epoch {epoch}" if epoch else "")
+    what += f", step {step}" if step else ""
     path = getattr(e, "path", None)
     if path is not None:
         what += f"; checkpoint saved to {path}"

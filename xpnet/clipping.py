@@ -40,7 +40,10 @@ def clip_by_global_norm(grads: dict[str, Any], max_norm: float) -> dict[str, Any
     """Every gradient times ``min(1, C / (‖g‖ + 1e-6))`` with ``C = max_norm`` (the global norm of all
     of them, as ``torch.nn.utils.clip_grad_norm_``). The scale is computed and applied on the device
     (``xp.minimum``): no host read, no sync. Returns new arrays; the incoming ones are not modified."""
-    max_norm = check_clip_norm(max_norm, "max_norm")
+    limit = check_clip_norm(max_norm, "max_norm")
+    if limit is None:
+        raise ValueError("max_norm must be a positive finite number, got None")
+    max_norm = limit
     norm = global_norm(grads)
     xp = array_namespace(norm)
     ratio = max_norm / (norm + CLIP_EPS)

@@ -61,6 +61,8 @@ def train_step(
     grads = step_gradients(model, x, t, gradient) if x is not None else None
     if reduce is not None:
         grads = reduce(grads)
+    if grads is None:
+        raise ValueError("train_step: x is None (no samples) and no reduce brought other ranks' gradients")
     optimizer.update(model.params, clip_by_global_norm(grads, clip_norm) if clip_norm else grads)
 
 

@@ -16,6 +16,7 @@ import tempfile
 import urllib.request
 from collections.abc import Callable, Sequence
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -308,4 +309,8 @@ def load_fashion_mnist(
     return _load_idx_set(folder, normalize, one_hot, flatten)
 
 
-DATASETS = {"digits": load_digits, "mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+DATASETS: dict[str, Callable[..., Any]] = {
+    "digits": load_digits,
+    "mnist": load_mnist,
+    "fashion-mnist": load_fashion_mnist,
+}

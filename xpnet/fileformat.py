@@ -20,7 +20,7 @@ import pathlib
 import tempfile
 import zipfile
 import zlib
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -84,7 +84,7 @@ def save(
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **cast(dict[str, Any], arrays))  # (the stubs read a key as allow_pickle)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -224,7 +224,8 @@ def plot_histories(histories: dict[str, History], path: str | os.PathLike):
     from matplotlib.ticker import MaxNLocator
 
     n = len(histories)
-    colours = plt.get_cmap("tab10" if n <= 10 else "tab20").colors  # a colour per run (cycles past 20)
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    colours = [cmap(i) for i in range(cmap.N)]  # a colour per run (cycles past 20)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12 if n > 1 else 10, 4.2))
     handles = []
     for i, (label, h) in enumerate(histories.items()):

@@ -55,7 +55,8 @@ class Sequential:
             layer.name = str(i)
         self.loss_layer = loss if loss is not None else SoftmaxCrossEntropy()
         self.backend: Backend = self.layers[0].backend
-        for i, obj in enumerate([*self.layers, self.loss_layer]):
+        parts: list[Layer | Loss] = [*self.layers, self.loss_layer]
+        for i, obj in enumerate(parts):
             if obj.backend != self.backend:
                 raise ValueError(
                     f"{'the loss' if obj is self.loss_layer else f'layer {i}'} was created on backend "
@@ -245,7 +246,7 @@ class Sequential:
             if ok is not None:
                 bad = xp.sum(xp.astype(~ok, xp.int64))
         correct, out_of_range = (int(v) for v in self.backend.to_host(xp.stack([xp.astype(hits, xp.int64), bad])))
-        if out_of_range:
+        if out_of_range and c is not None:
             raise ValueError(f"accuracy: {out_of_range} labels outside [0, {c - 1}] for {c} classes")
         return correct / x.shape[0]
 

@@ -77,7 +77,7 @@ def image_shape(input_shape: Any, builder: str) -> tuple[int, int, int]:
             f"{builder}: input_shape must be (channels, height, width) or image data (N, C, H, W) "
             f"(load it with flatten=False), got {got}"
         )
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def simple_cnn(

@@ -295,7 +295,7 @@ _DATA: dict[tuple, Any] = {}
 
 def _init_worker() -> None:
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
     except ImportError:  # the environment variables set by the parent pin the threads already
@@ -336,7 +336,7 @@ def run_task(task: Task, data_path: str | None, device: Any, meta: dict[str, Any
 
 def _blas() -> list[dict[str, Any]]:
     try:
-        from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_info
     except ImportError:
         return []
     keep = ("internal_api", "version", "num_threads", "threading_layer", "architecture")

@@ -57,7 +57,7 @@ class StepDecay:
     """``η(n) = lr · γ^⌊n / step_size⌋`` (PyTorch ``StepLR``)."""
 
     lr: float
-    step_size: int
+    step_size: int | float  # checked: an integer >= 1 (a fractional value gets the clear error)
     gamma: float = 0.1
     unit: str = "epoch"
 

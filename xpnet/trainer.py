@@ -133,6 +133,11 @@ class Trainer:
         ckpt.restore(self, path)
         return self
 
+    def _scheduled(self, count: int) -> float:
+        if self.schedule is None:  # schedule_unit is set only with a schedule
+            raise RuntimeError("no schedule")
+        return float(self.schedule(count))
+
     # -- one pass ---------------------------------------------------------------------------
     def train_epoch(self, x: Any, t: Any, order: np.ndarray, first: int = 0) -> int:
         """One epoch of steps over device data in the given host order (no host syncs), from step
@@ -148,7 +153,7 @@ class Trainer:
             stop = min(i + b, n)  # in-bounds stop: the standard leaves out-of-bounds unspecified
             lo, hi = self.comm.share(i, stop)  # this rank's part of the global batch (all of it alone)
             if self.schedule_unit == "step":
-                opt.lr = float(self.schedule(opt.t))
+                opt.lr = float(self._scheduled(opt.t))
             idx = index[lo:hi] if hi > lo else None
             controls.train_step(
                 model,
@@ -226,7 +231,7 @@ class Trainer:
             raise ValueError("give validation_split or x_val/t_val, not both")
         if validation_split is not None:
             x, t, *val_data = controls.split_validation(model, x, t, validation_split, self.seed)
-            val = tuple(val_data)
+            val: tuple[Any, ...] | None = tuple(val_data)
         else:
             val = model.check_data(x_val, t_val, values=True) if x_val is not None else None
         keeper = controls.BestWeights()
@@ -257,13 +262,13 @@ class Trainer:
         for epoch in range(run.epoch + 1, run.last + 1):
             start = time.perf_counter() - run.elapsed
             if self.schedule_unit == "epoch":
-                self.optimizer.lr = float(self.schedule(epoch - 1))
+                self.optimizer.lr = float(self._scheduled(epoch - 1))
             steps = self.train_epoch(x, t, run.order(x.shape[0]), run.step)
             run.steps_done(epoch, steps, -(-x.shape[0] // self.batch_size), start)
             self.comm.bcast_data(model.buffers, model.backend)  # BatchNorm statistics: rank 0's, as DDP
             train_loss, train_acc = self.evaluate(x, t)
             test_loss, test_acc = self.evaluate(*test) if test is not None else (None, None)
-            record = {
+            record: dict[str, Any] = {
                 "epoch": epoch,
                 "train_acc": train_acc,
                 "train_loss": train_loss,

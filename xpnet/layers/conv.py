@@ -86,7 +86,8 @@ class Convolution(Layer):
         col, _, _ = im2col(xp, x, kh, kw, s, p, out=self._workspace(x, oh, ow) if train else None)
         out = xp.reshape(self.W, (self.out_channels, -1)) @ col  # (N, FN, OH·OW): NCHW, no transpose
         out += xp.reshape(self.b, (-1, 1))
-        self.col, self.x_shape = (col, tuple(x.shape)) if train else (None, ())
+        self.col: Any = col if train else None
+        self.x_shape: tuple[int, ...] = tuple(x.shape) if train else ()
         return xp.reshape(out, (x.shape[0], self.out_channels, oh, ow))
 
     def backward(self, dout: Any) -> Any:
