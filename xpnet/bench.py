@@ -157,7 +157,7 @@ def torch_model(sizes: Any) -> Any:
     nn = torch.nn
     if not _is_cnn(sizes):
         layers: list[Any] = []
-        for a, b in itertools.pairwise(sizes):
+        for a, b in itertools.pairwise(sizes[:-1]):  # hidden layers; the output layer follows
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers.append(nn.Linear(sizes[-2], sizes[-1]))
         return nn.Sequential(*layers)

@@ -40,7 +40,7 @@ def mlp(
     if init == "auto":
         init = "xavier" if activation_name.lower() in SIGMOID_LIKE else "he"
     layers: list[L.Layer] = []
-    for n_in, n_out in itertools.pairwise(sizes):
+    for n_in, n_out in itertools.pairwise(sizes[:-1]):  # the hidden layers (the output layer follows)
         layers.append(L.Affine(n_in, n_out, init=init))
         if batchnorm:
             layers.append(L.BatchNorm(n_out))
