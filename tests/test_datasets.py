@@ -1,13 +1,13 @@
 import gzip
-import pathlib
 import struct
 
 import numpy as np
 import pytest
+from shared_data import NO_MNIST, shared_data
 
 from xpnet import datasets
 
-SHARED_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+SHARED_MNIST = shared_data("mnist")
 
 
 def test_digits_like_load_mnist():
@@ -100,7 +100,7 @@ def test_normalisations():
         datasets.minmax_normalize(np.ones(3))
 
 
-@pytest.mark.skipif(not SHARED_MNIST.exists(), reason="the shared MNIST copy (../shared/data/mnist) is not on this machine")
+@pytest.mark.skipif(SHARED_MNIST is None, reason=NO_MNIST)
 def test_real_mnist():
     (x, t), (xt, tt) = datasets.load_mnist(SHARED_MNIST)
     assert x.shape == (60000, 784) and xt.shape == (10000, 784)

@@ -141,8 +141,8 @@ def test_compare_seed_list_aggregates_one_row(capsys, tmp_path):
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows]
     assert len(rows) == 2 and all(c[1] == "1,5" and " ± " in c[3] for c in cells)
     assert (tmp_path / "bands.png").stat().st_size > 0
-    assert main(["compare", "--seed", "1", "2", "--seeds", "2", "--epochs", "1"]) == 1
-    assert "--seeds 2 runs seeds S..S+2-1 from one --seed S" in capsys.readouterr().err
+    assert main(["compare", "--seed", "1", "2", "--seeds", "2", "--epochs", "1"]) == 2  # a bad command line
+    assert "error: --seeds: 2 runs seeds S..S+2-1 from one --seed S" in capsys.readouterr().err
 
 
 # -- the reproduction runner ------------------------------------------------------------------------

@@ -535,7 +535,7 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--backend", default=None, help="comma-separated backends (default: all available but array_api_strict)")
     p.add_argument("--device", default=None, help="device for cupy/torch (e.g. 0 or cuda:0)")
     p.add_argument("--network", default=None,
@@ -543,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                    + " (default: small,large,simplecnn,deepcnn)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (min / median / max reported; default 7)")
     p.add_argument("--min-time", type=float, default=None, help="seconds per candidate per round (default 0.2)")
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--dtype", default="float32", help="float32 | float64 (default float32)")
     p.add_argument("--kernels", action="store_true", help="also time the CNN layers' kernels (conv, pool, ReLU) vs PyTorch")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement of each step")
     p.add_argument("--no-numgrad", action="store_true", help="skip the numerical-gradient headline")

@@ -1,4 +1,9 @@
-"""``xpnet train | compare | bench`` — the articles' experiments from the command line."""
+"""``xpnet train | compare | bench | data`` — the articles' experiments from the command line.
+
+Every option is checked before the first training step: a bad value ends the command with one line
+naming the option and what is valid, exit status 2 (as argparse); a failure while running (data
+not found, a download that fails, ...) with one line and exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import os
 import pathlib
 import re
 import shlex
@@ -18,10 +24,11 @@ import numpy as np
 
 from . import backend as B
 from . import checkpoint as ckpt
+from . import cli_checks as C
 from . import controls, distributed
-from .datasets import DATASETS
-from .experiments import compare_seeds, format_seed_table, plot_bands, save_runs
-from .history import plot_histories
+from .datasets import DATASETS, DOWNLOADS, DownloadError, cache_dir, download
+from .experiments import compare_seeds, format_seed_table, plot_bands
+from .history import plot_histories, save_histories
 from .models import deep_cnn, mlp, simple_cnn
 from .optimizers import OPTIMIZERS
 from .trainer import Trainer
@@ -41,8 +48,10 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
             p.add_argument(flag, type=typ, default=default, help=help + f" (default {default})")
 
     opt("--dataset", str, "digits", "digits | mnist | fashion-mnist")
-    opt("--model", str, "mlp", "mlp (--hidden, --activation, ...) | simple-cnn | deep-cnn (the book's CNNs)")
-    opt("--backend", str, "numpy", "numpy | cupy | torch | array_api_strict")
+    opt("--model", str, "mlp", "mlp (--hidden, --activation, ...) | simple-cnn (--activation, --hswish-n, --init) "
+        "| deep-cnn (the book's CNNs)")
+    opt("--backend", str, None, "numpy | cupy | torch | array_api_strict, optionally with :device "
+        "(e.g. torch:cuda:0); default $XPNET_BACKEND, else numpy")
     opt("--hidden", str, "100,50", "hidden layer sizes, comma separated")
     opt("--activation", str, "relu", "relu | sigmoid | tanh | leakyrelu | relu6 | swish | mish | hswish | tanhexp")
     opt("--hswish-n", float, 6.0, "n of the generalised h-swish")
@@ -55,7 +64,8 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     opt("--flooding", float, None, "flood level b (off by default)")
     opt("--weight-decay", float, 0.0, "L2 weight decay λ")
     opt("--dropout", float, 0.0, "dropout probability after each hidden activation")
-    opt("--dtype", str, "float32", "float32 | float64 (float64 with --gradient numerical unless given)")
+    opt("--dtype", str, "float32", " | ".join(C.FLOAT_DTYPES) + " (float16/bfloat16 where the backend has them; "
+        "float64 with --gradient numerical unless given)")
     opt("--init", str, "auto", "he | xavier | <std> | auto (xavier for sigmoid/tanh, else he)")
     opt("--gradient", str, "backprop", "backprop | numerical (central differences, 2 forwards per parameter: slow)")
     opt("--schedule", str, None, "learning rate per epoch: constant | step[:SIZE[:GAMMA]] | exponential[:GAMMA] | "
@@ -76,6 +86,8 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
                    help="a folder of run checkpoints, one per row: a rerun skips finished rows and resumes the "
                    "others" if many else "write a run checkpoint here after every epoch (resume with --resume)")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="K", help="checkpoint every K-th epoch (default 1)")
+    if many:
+        p.add_argument("--verbose", action="store_true", help="the model summary and every epoch of every run")
 
 
 CONVERT = {"hswish_n": float, "lr": float, "momentum": float, "batch_size": int, "epochs": int, "seed": int,
@@ -86,7 +98,7 @@ SETTINGS = (*CONVERT, "dataset", "model", "backend", "hidden", "activation", "op
 """The options that describe one run (``compare`` takes a list for each)."""
 
 
-MODELS = ("mlp", "simple-cnn", "deep-cnn")
+MODELS = C.MODELS
 
 
 def _load_data(name: str, path: str | None, images: bool = False):
@@ -98,21 +110,18 @@ def _load_data(name: str, path: str | None, images: bool = False):
 def _build(cfg: dict[str, Any], x: np.ndarray, t: np.ndarray):
     classes = int(t.max()) + 1 if t.ndim == 1 else t.shape[1]
     if cfg["model"] == "simple-cnn":
-        return simple_cnn(tuple(x.shape[1:]), classes, activation_name=cfg["activation"])
+        return simple_cnn(x, classes, activation_name=cfg["activation"], init=_init(cfg["init"]), hswish_n=cfg["hswish_n"])
     if cfg["model"] == "deep-cnn":
-        return deep_cnn(tuple(x.shape[1:]), classes)
+        return deep_cnn(x, classes)
     if cfg["model"] != "mlp":
         raise ValueError(f"unknown model {cfg['model']!r}; valid: {', '.join(MODELS)}")
-    hidden = [int(h) for h in str(cfg["hidden"]).split(",") if h.strip()]
+    hidden = C.hidden_sizes(cfg["hidden"])
     return mlp([int(np.prod(x.shape[1:])), *hidden, classes], cfg["activation"], dropout=cfg["dropout"],
                batchnorm=cfg["batchnorm"], init=_init(cfg["init"]), flooding=cfg["flooding"], hswish_n=cfg["hswish_n"])
 
 
 def _init(value: str) -> str | float:
-    try:
-        return float(value)
-    except ValueError:
-        return value
+    return C.CHECKS["init"](value)
 
 
 def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool = True, out=None, comm=None,
@@ -130,7 +139,7 @@ def run_config(cfg: dict[str, Any], data: Any, device: Any = None, verbose: bool
         history = trainer.fit(x, t, xt, tt, **fit_options)
         history.config.update(cfg)
         return trainer.model, trainer.optimizer, history
-    backend = B.resolve_backend(cfg["backend"], device)
+    backend = C.resolve(cfg["backend"], device)
     B.set_default_dtype(cfg["dtype"])
     with B.use_backend(backend):
         B.seed(cfg["seed"])
@@ -176,6 +185,31 @@ def format_table(rows: list[tuple[dict[str, Any], dict[str, Any]]], keys: Sequen
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
 
 
+def _explicit(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The options given on the command line (argparse fills in only the absent ones)."""
+    unset = object()
+    ns = parser.parse_args(argv, argparse.Namespace(**{a.dest: unset for a in parser._actions}))
+    return {k for k, v in vars(ns).items() if v is not unset}
+
+
+def check_runs(cfgs: list[dict[str, Any]], given: set[str], device: Any) -> None:
+    """Every run's every value, its model's options, backend and dtype: before the first step."""
+    backends: dict[Any, B.Backend] = {}
+    for cfg in cfgs:
+        for key in C.CHECKS:
+            if key in cfg:
+                C.convert(key, cfg[key])
+        C.check_model_options(cfg, given)
+        if cfg["backend"] not in backends:
+            backends[cfg["backend"]] = C.resolve(cfg["backend"], device)
+        C.check_dtype(backends[cfg["backend"]], cfg["dtype"])
+
+
+def _run_label(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with the backend as resolved (``None`` → ``$XPNET_BACKEND`` or numpy)."""
+    return {**cfg, "backend": cfg["backend"] or os.environ.get("XPNET_BACKEND") or "numpy"}
+
+
 def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     comm = distributed.init() if args.distributed else None
     if args.resume:
@@ -185,6 +219,10 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         controls.cli_options(cfg)  # options checked before the data is loaded
         cfg["dtype"] = controls.default_dtype(cfg, given=any(a.split("=")[0] == "--dtype" for a in argv))
         _refuse_existing(args.checkpoint)
+    check_runs([cfg], _explicit(_train_parser(), argv), args.device)
+    C.check_output("save", args.save, (".npz",))
+    C.check_output("history", args.history, (".json", ".csv"))
+    C.check_plot(args.plot)
     cfg["data_path"] = args.data_path if args.data_path is not None else cfg.get("data_path")
     data = _load_data(cfg["dataset"], cfg["data_path"], images=cfg["model"] != "mlp")
     start = time.perf_counter()
@@ -206,38 +244,63 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def compare_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """Per setting, the values to run (each comma-separated item split, converted and checked)."""
     defaults = {a.dest: a.default for a in _train_parser()._actions if a.dest in SETTINGS}
     grid: dict[str, list[Any]] = {}
     for key, default in defaults.items():
         given = getattr(args, key)
         values = [v for item in given for v in (item.split(",") if key != "hidden" else [item])] if given else [default]
-        grid[key] = [CONVERT[key](v) if key in CONVERT and v is not None else v for v in values]
-    seeds = compare_seeds(grid.pop("seed"), args.seeds)
+        grid[key] = [C.convert(key, v) if v is not None else v for v in values]
+    return grid
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    grid = compare_grid(args)
+    if args.seeds is not None and args.seeds < 1:
+        raise C.UsageError("seeds", f"{args.seeds} is not an integer >= 1")
+    try:
+        seeds = compare_seeds(grid.pop("seed"), args.seeds)
+    except ValueError as e:  # "--seed lists a seed twice ..." or "--seeds N runs ..."
+        option, _, message = str(e).partition(" ")
+        raise C.UsageError(option.removeprefix("--").replace("-", "_"), message) from None
     if args.dtype is None and "numerical" in grid["gradient"]:
         grid["dtype"] = ["float64"]  # one dtype for all runs, so that only the gradient differs
     varied = [k for k, v in grid.items() if len(v) > 1] or ["activation"]
-    combos = [dict(zip(grid, combo), batchnorm=args.batchnorm, patience=args.patience,
-                   restore_best=args.restore_best, seed=seeds[0]) for combo in itertools.product(*grid.values())]
-    for cfg in combos:
+    cfgs = [dict(zip(grid, combo), batchnorm=args.batchnorm, patience=args.patience, restore_best=args.restore_best,
+                 seed=seeds[0]) for combo in itertools.product(*grid.values())]
+    for cfg in cfgs:
         controls.cli_options(cfg)  # every run's options checked before the first one trains
+    given = {k for k in SETTINGS if getattr(args, k) is not None} | ({"batchnorm"} if args.batchnorm else set())
+    check_runs(cfgs, given, args.device)
+    C.check_output("history", args.history, (".json", ".csv"))
+    C.check_plot(args.plot)
     rows, histories, datasets = [], {}, {}
-    for cfg in combos:
+    runs_done, total = 0, len(cfgs) * len(seeds)
+    for cfg in cfgs:
         label = ", ".join(f"{k}={cfg[k]}" for k in varied)
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
             datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
         runs = []
         for s in seeds:
-            print(f"== {label}" + (f", seed={s}" if len(seeds) > 1 else ""), flush=True)
+            name = label + (f", seed={s}" if len(seeds) > 1 else "")
+            if args.verbose:
+                print(f"== {name}", flush=True)
             run = {**cfg, "seed": s}
             row = _row_checkpoint(args.checkpoint, run) if args.checkpoint else None  # resumed when it exists
             start = time.perf_counter()
-            runs.append(run_config(run, datasets[cfg["dataset"], images], args.device, verbose=not args.quiet,
-                                   checkpoint=row, checkpoint_every=args.checkpoint_every,
-                                   resume=row if row is not None and row.exists() else None)[2])
-            runs[-1].config["wall_seconds"] = time.perf_counter() - start
-        rows.append((cfg, runs))
+            history = run_config(run, datasets[cfg["dataset"], images], args.device, verbose=args.verbose,
+                                 checkpoint=row, checkpoint_every=args.checkpoint_every,
+                                 resume=row if row is not None and row.exists() else None)[2]
+            history.config["wall_seconds"] = time.perf_counter() - start
+            runs.append(history)
+            runs_done += 1
+            if not args.quiet:
+                summary = history.summary()
+                print(f"[{runs_done}/{total}] {name}: test {_pct(summary['test'])}, best {_pct(summary['best'])}, "
+                      f"{summary['time']:.1f} s", flush=True)
+        rows.append((_run_label(cfg), runs))
         histories[label] = runs
     if len(seeds) == 1:
         print(format_table(controls.timed_rows(rows, "gradient" in varied), varied))
@@ -248,12 +311,51 @@ def cmd_compare(args: argparse.Namespace) -> int:
     elif args.plot:
         plot_histories({k: v[0] for k, v in histories.items()}, args.plot)
     if args.history:
-        save_runs(args.history, [h for runs in histories.values() for h in runs])
+        save_histories({label + (f", seed={h.config['seed']}" if len(seeds) > 1 else ""): h
+                        for label, runs in histories.items() for h in runs}, args.history)
     return 0
 
 
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f} %"
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``xpnet data NAME``: download and verify a dataset's files, say where they are."""
+    folder = download(args.name, args.dir, args.mirror, log=lambda line: print(f"{args.name}: {line}", flush=True))
+    print(f"{args.name}: {len(DOWNLOADS[args.name]['files'])} files in {folder}")
+    if args.dir is not None and pathlib.Path(args.dir).resolve() != cache_dir(args.name).resolve():
+        print(f"use them with: xpnet train --dataset {args.name} --data-path {folder}")
+    else:
+        print(f"xpnet train --dataset {args.name} (and load_{args.name.replace('-', '_')}()) find them there")
+    return 0
+
+
+def _data_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xpnet data", description="Download a dataset's IDX files, verify their "
+                                "published SHA-256, and keep them where xpnet looks ($XPNET_DATA/NAME, else "
+                                "~/.cache/xpnet/NAME).")
+    p.add_argument("name", choices=list(DOWNLOADS), help="the dataset")
+    p.add_argument("--dir", default=None, help="download into this folder instead of the cache")
+    p.add_argument("--mirror", action="append", default=None, metavar="URL",
+                   help="a base URL to fetch from (repeatable; replaces the built-in list and $XPNET_MIRRORS)")
+    return p
+
+
+def _compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xpnet compare", description="Run every combination of the given values and "
+                                "print one table (lists: --activation relu,swish --lr 0.1 0.5).")
+    _add_training_options(p, many=True)
+    p.add_argument("--history", default=None, help="write all runs' records to this .json or .csv "
+                   "(read back with xpnet.history.load_histories or xpnet.experiments.load_runs)")
+    p.add_argument("--seeds", type=int, default=None, metavar="N", help="run each configuration with "
+                   "seeds S..S+N-1 (S = --seed) and print mean ± sd (min–max) per column")
+    return p
+
+
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xpnet train", description="Train an MLP and print the articles' table row.")
+    p = argparse.ArgumentParser(prog="xpnet train", description="Train a model (an MLP, or the book's CNNs with "
+                                "--model) and print the articles' table row.")
     _add_training_options(p, many=False)
     p.add_argument("--save", default=None, help="save model + optimizer state to this .npz")
     p.add_argument("--history", default=None, help="write per-epoch records to this .json or .csv")
@@ -264,37 +366,78 @@ def _train_parser() -> argparse.ArgumentParser:
     return p
 
 
+COMMANDS = {"train": "train a model (default: the digits MLP, offline, seconds)",
+            "compare": "train several configurations and print one comparison table",
+            "bench": "time xpnet against PyTorch and the GEMM bound (the matrix products alone) on each backend",
+            "data": "download a dataset (mnist, fashion-mnist) and verify its checksums"}
+
+
+def version() -> str:
+    """The installed package's version (the source tree's ``xpnet.__version__`` when not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("xpnet")
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+def _usage(out: Any) -> None:
+    print("usage: xpnet {train,compare,bench,data} [options]   (xpnet <command> --help; xpnet --version)", file=out)
+    for name, text in COMMANDS.items():
+        print(f"  {name:8s} {text}", file=out)
+
+
+def _dispatch(command: str, rest: list[str]) -> int:
+    if command == "train":
+        return cmd_train(_train_parser().parse_args(rest), rest)
+    if command == "compare":
+        return cmd_compare(_compare_parser().parse_args(rest))
+    if command == "data":
+        return cmd_data(_data_parser().parse_args(rest))
+    from .bench import main as bench_main
+
+    return bench_main(rest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": "train a model (default: the digits MLP, offline, seconds)",
-                "compare": "train several configurations and print one comparison table",
-                "bench": "time xpnet against PyTorch and the GEMM bound (the matrix products alone) on each backend"}
-    if not argv or argv[0] not in commands:
-        print("usage: xpnet {train,compare,bench} [options]   (xpnet <command> --help)")
-        for name, text in commands.items():
-            print(f"  {name:8s} {text}")
-        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    """``xpnet COMMAND [options]``; returns the exit status (0, 1 failure while running, 2 bad command line)."""
+    try:
+        status = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
+        return status
+    except BrokenPipeError:
+        return _broken_pipe()
+
+
+def _main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        _usage(sys.stdout)
+        return 0
+    if argv[0] == "--version":
+        print(f"xpnet {version()}")
+        return 0
+    if argv[0] not in COMMANDS:
+        _usage(sys.stderr)
+        print(f"xpnet: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
     command, rest = argv[0], argv[1:]
     undo = ckpt.raise_on_sigterm()
     try:
-        if command == "train":
-            return cmd_train(_train_parser().parse_args(rest), rest)
-        if command == "compare":
-            p = argparse.ArgumentParser(prog="xpnet compare", description="Run every combination of the given "
-                                        "values and print one table (lists: --activation relu,swish --lr 0.1 0.5).")
-            _add_training_options(p, many=True)
-            p.add_argument("--history", default=None, help="write all runs' records to this .json "
-                           "(read back with xpnet.experiments.load_runs)")
-            p.add_argument("--seeds", type=int, default=None, metavar="N", help="run each configuration with "
-                           "seeds S..S+N-1 (S = --seed) and print mean ± sd (min–max) per column")
-            return cmd_compare(p.parse_args(rest))
-        from .bench import main as bench_main
-
-        return bench_main(rest)
+        return _dispatch(command, rest)
+    except C.UsageError as e:
+        print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        distributed.stop_all()  # under MPI: the other ranks must not wait for this one
+        return 2
     except controls.OptionError as e:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
+        distributed.stop_all()
         return 2
-    except (B.BackendUnavailableError, FileNotFoundError, ValueError) as e:
+    except BrokenPipeError:
+        raise
+    except (B.BackendUnavailableError, DownloadError, OSError, ValueError, ImportError) as e:
         print(f"xpnet {command}: error: {e}", file=sys.stderr)
         distributed.stop_all()  # under MPI: the other ranks must not wait for this one
         return 1
@@ -381,6 +524,16 @@ def _interrupted(command: str, rest: Sequence[str], e: KeyboardInterrupt) -> int
     if getattr(e, "root", True):  # under MPI rank 0 speaks for all
         print(f"xpnet {command}: interrupted ({what}); {hint}", file=sys.stderr, flush=True)
     return 128 + int(signum)
+
+
+def _broken_pipe() -> int:
+    """The reader went away (``xpnet train | head``): stop quietly, as Unix tools do (status 128 + SIGPIPE)."""
+    try:  # later writes (and the interpreter's final flush) go nowhere instead of raising again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ float32 one-hot rows with ``one_hot=True``. ``flatten=False`` gives ``(N, 1, H, 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pathlib
 import struct
+import tempfile
+import urllib.request
+from collections.abc import Callable, Sequence
 from importlib import resources
 
 import numpy as np
@@ -22,6 +26,43 @@ MNIST_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 _MAGIC = {3: 0x803, 1: 0x801}  # IDX: unsigned bytes, 3-D images or 1-D labels
+
+DOWNLOADS: dict[str, dict[str, tuple[str, ...] | dict[str, str]]] = {
+    # SHA-256 of the published .gz files. MNIST: of the originals (their MD5s are the published ones:
+    # f68b3c2d..., d53e105e..., 9fb629c4..., ec29112d...). Fashion-MNIST: as listed by the Fuel/batchup
+    # dataset downloaders for Zalando's files (whose published MD5s are 8d4fb7e6..., 25c81989...,
+    # bef4ecab..., bb300cfd...).
+    "mnist": {
+        "files": {
+            "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
+        "mirrors": (
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+    },
+    "fashion-mnist": {
+        "files": {
+            "train-images-idx3-ubyte.gz": "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+            "train-labels-idx1-ubyte.gz": "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+            "t10k-images-idx3-ubyte.gz": "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+            "t10k-labels-idx1-ubyte.gz": "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+        },
+        "mirrors": (
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        ),
+    },
+}
+"""Per downloadable dataset: its files with their published SHA-256, and the mirrors tried in order."""
+
+
+class DownloadError(OSError):
+    """No mirror delivered a file with the published checksum (offline, or every mirror failed)."""
 
 Split = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -95,20 +136,104 @@ def read_idx(path: str | os.PathLike, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def _find(path: str | os.PathLike | None, name: str, extra: tuple[str, ...] = ()) -> pathlib.Path:
+def cache_dir(name: str) -> pathlib.Path:
+    """Where downloads go and are looked for: ``$XPNET_DATA/<name>``, else ``~/.cache/xpnet/<name>``."""
+    base = os.environ.get("XPNET_DATA")
+    return pathlib.Path(base) / name if base else pathlib.Path.home() / ".cache" / "xpnet" / name
+
+
+def mirrors(name: str, override: Sequence[str] | None = None) -> list[str]:
+    """Base URLs tried in order: ``override``, else ``$XPNET_MIRRORS`` (comma separated), else the built-in list."""
+    if name not in DOWNLOADS:
+        raise ValueError(f"no download for dataset {name!r}; valid: {', '.join(DOWNLOADS)}")
+    env = [m.strip() for m in os.environ.get("XPNET_MIRRORS", "").split(",") if m.strip()]
+    chosen = list(override) if override else env or list(DOWNLOADS[name]["mirrors"])
+    return [m if m.endswith("/") else m + "/" for m in chosen]
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch(url: str, target: pathlib.Path, sha256: str, timeout: float) -> None:
+    """``url`` → ``target`` atomically (a temporary file beside it, verified, then renamed)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                digest.update(chunk)
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        if digest.hexdigest() != sha256:
+            raise ValueError(f"SHA-256 {digest.hexdigest()[:16]}... is not the published {sha256[:16]}...")
+        os.replace(tmp, target)
+    finally:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+
+
+def download(name: str, folder: str | os.PathLike | None = None, mirror: Sequence[str] | None = None,
+             log: Callable[[str], None] | None = None, timeout: float = 30.0) -> pathlib.Path:
+    """Fetch the IDX files of ``name`` (``"mnist"``, ``"fashion-mnist"``) into ``folder`` and return it.
+
+    ``folder`` defaults to :func:`cache_dir` (where the loaders and the CLI look). Files already
+    there with the published SHA-256 are kept; others are fetched from the :func:`mirrors` in
+    order, verified, and written atomically. Raises :class:`DownloadError` (one paragraph: which
+    files to place where) when no mirror delivers a file.
+    """
+    urls = mirrors(name, mirror)
+    target = pathlib.Path(folder) if folder is not None else cache_dir(name)
+    target.mkdir(parents=True, exist_ok=True)
+    log = log or (lambda line: None)
+    files: dict[str, str] = DOWNLOADS[name]["files"]  # type: ignore[assignment]
+    for fname, sha256 in files.items():
+        path = target / fname
+        if path.is_file() and _sha256(path) == sha256:
+            log(f"{fname}: already there, SHA-256 verified")
+            continue
+        errors = []
+        for base in urls:
+            try:
+                _fetch(base + fname, path, sha256, timeout)
+            except (OSError, ValueError) as e:  # URLError, timeouts, HTTP errors are OSErrors
+                errors.append(f"{base + fname}: {getattr(e, 'reason', None) or e}")
+                continue
+            log(f"{fname}: downloaded from {base}, SHA-256 verified")
+            break
+        else:
+            missing = [f for f, h in files.items() if not ((target / f).is_file() and _sha256(target / f) == h)]
+            raise DownloadError(
+                f"could not download {name}: no mirror delivered {fname} ({'; '.join(errors)}). "
+                f"If this machine is offline, fetch {', '.join(missing)} elsewhere (from {urls[0]} or any mirror), "
+                f"check their SHA-256 (xpnet.datasets.DOWNLOADS[{name!r}]) and place them in {target}; "
+                f"xpnet finds them there. Or point XPNET_MIRRORS (or --mirror) to a reachable copy."
+            )
+    return target
+
+
+def _find(path: str | os.PathLike | None, name: str, extra: tuple[str, ...] = (), fetch: bool = False) -> pathlib.Path:
     if path is not None:
         candidates = [pathlib.Path(path)]
     else:
-        candidates = [pathlib.Path.home() / ".xpnet" / "data" / name, *map(pathlib.Path, extra)]
-        if os.environ.get("XPNET_DATA"):
-            candidates.insert(0, pathlib.Path(os.environ["XPNET_DATA"]) / name)
+        candidates = [pathlib.Path.home() / ".xpnet" / "data" / name, cache_dir(name), *map(pathlib.Path, extra)]
+        if os.environ.get("XPNET_DATA"):  # then cache_dir is $XPNET_DATA/<name>: first
+            candidates.insert(0, candidates.pop(1))
     for folder in candidates:
         if all(_file(folder, f) for f in MNIST_FILES.values()):
             return folder
+    if fetch:
+        return download(name, path)
     raise FileNotFoundError(
         f"{name} not found: looked in {', '.join(map(str, candidates))} for the four files "
-        f"{', '.join(f + '[.gz]' for f in MNIST_FILES.values())}. Put them in one of those folders, "
-        f"set XPNET_DATA to a folder holding {name}/, or pass path=..."
+        f"{', '.join(f + '[.gz]' for f in MNIST_FILES.values())}. Download them with `xpnet data {name}` "
+        f"(or download=True) into {cache_dir(name) if path is None else path}, put them in one of those folders, "
+        f"set XPNET_DATA to a folder holding {name}/, or pass the folder (path=... in Python, --data-path on "
+        f"the command line)."
     )
 
 
@@ -139,21 +264,26 @@ def _load_idx_set(folder: pathlib.Path, normalize: bool, one_hot: bool, flatten:
     )
 
 
-def load_mnist(path: str | os.PathLike | None = None, normalize: bool = True, one_hot: bool = False, flatten: bool = True) -> Split:
+def load_mnist(path: str | os.PathLike | None = None, normalize: bool = True, one_hot: bool = False, flatten: bool = True,
+               download: bool = False) -> Split:
     """MNIST from the four standard IDX files (``*-ubyte.gz`` or uncompressed).
 
-    Looked for in ``path``, else ``$XPNET_DATA/mnist``, then ``~/.xpnet/data/mnist``.
+    Looked for in ``path``, else ``$XPNET_DATA/mnist``, ``~/.xpnet/data/mnist``, then
+    ``~/.cache/xpnet/mnist``. ``download=True`` fetches missing files (see :func:`download`) into
+    ``path`` or the cache folder (:func:`cache_dir`).
     """
-    return _load_idx_set(_find(path, "mnist"), normalize, one_hot, flatten)
+    return _load_idx_set(_find(path, "mnist", fetch=download), normalize, one_hot, flatten)
 
 
-def load_fashion_mnist(path: str | os.PathLike | None = None, normalize: bool = True, one_hot: bool = False, flatten: bool = True) -> Split:
+def load_fashion_mnist(path: str | os.PathLike | None = None, normalize: bool = True, one_hot: bool = False,
+                       flatten: bool = True, download: bool = False) -> Split:
     """Fashion-MNIST (same IDX format as MNIST).
 
-    Looked for in ``path``, else ``$XPNET_DATA/fashion-mnist``, ``~/.xpnet/data/fashion-mnist``, then
-    ``/usr/share/datasets/fashion-mnist`` (Debian: ``apt-get install dataset-fashion-mnist``).
+    Looked for in ``path``, else ``$XPNET_DATA/fashion-mnist``, ``~/.xpnet/data/fashion-mnist``,
+    ``~/.cache/xpnet/fashion-mnist``, then ``/usr/share/datasets/fashion-mnist`` (Debian:
+    ``apt-get install dataset-fashion-mnist``). ``download=True``: as :func:`load_mnist`.
     """
-    folder = _find(path, "fashion-mnist", ("/usr/share/datasets/fashion-mnist",))
+    folder = _find(path, "fashion-mnist", ("/usr/share/datasets/fashion-mnist",), fetch=download)
     return _load_idx_set(folder, normalize, one_hot, flatten)
 
 

@@ -17,6 +17,7 @@ import os
 import pathlib
 import tempfile
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,8 @@ def save(model: Sequential, path: str | os.PathLike, optimizer: optimizers.Optim
     ``run``, ``run_arrays``: a training run's state (JSON-able, host arrays) stored beside the model: a
     run checkpoint, see :mod:`xpnet.checkpoint`; :func:`load` reads the model out of such a file too."""
     path = pathlib.Path(path)
+    if not path.parent.is_dir():  # else the error would name the temporary file
+        raise FileNotFoundError(f"{path}: the folder {str(path.parent)!r} does not exist")
     meta: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -120,21 +123,38 @@ def _on(backend: Backend, a: np.ndarray, kind: str | None) -> Any:
 
 
 def _read(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The description and arrays of an xpnet file; ``ValueError`` "not an xpnet checkpoint (...)"
+    or "corrupt or truncated (...)" naming the file (never NumPy's advice on pickles)."""
+    with open(path, "rb") as f:  # FileNotFoundError as it is
+        head = f.read(4)
+    if head != b"PK\x03\x04":
+        raise ValueError(f"{path}: not an xpnet checkpoint (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise ValueError(f"{path}: not a readable xpnet model file (truncated or corrupt?): {e}") from e
+            if "meta" not in data.files:
+                raise ValueError(f"{path}: not an xpnet checkpoint (an .npz without xpnet's 'meta' entry)")
+            arrays = {}
+            for k in data.files:
+                try:
+                    arrays[k] = data[k]
+                except ValueError as e:
+                    if "pickle" not in str(e):
+                        raise
+                    raise ValueError(f"{path}: not an xpnet checkpoint (entry {k!r} holds pickled Python objects)") from None
+    except ValueError as e:
+        if str(e).startswith(f"{path}: "):
+            raise
+        raise ValueError(f"{path}: corrupt or truncated ({e})") from e
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, zlib.error) as e:
+        raise ValueError(f"{path}: corrupt or truncated ({type(e).__name__}: {e})") from e
     try:
         meta = json.loads(arrays.pop("meta").tobytes().decode())
-        if meta.get("format") != FORMAT:
-            raise ValueError("missing xpnet format marker")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError("no xpnet format marker")
         if meta.get("version") != VERSION:
-            raise ValueError(f"format version {meta.get('version')} (this xpnet reads {VERSION})")
-    except (KeyError, ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not an xpnet model file: {e}") from e
+            raise ValueError(f"format version {meta.get('version')}; this xpnet reads {VERSION}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not an xpnet checkpoint ({e})") from e
     return meta, arrays
 
 

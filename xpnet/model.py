@@ -118,6 +118,11 @@ class Sequential:
         x, t = self._input(x), self._target(t)
         if x.shape[0] != t.shape[0]:
             raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
+        shape, built = tuple(x.shape[1:]), self.input_shape
+        if built is not None and shape != tuple(built) and (len(built) > 1 or math.prod(shape) != math.prod(built)):
+            raise ValueError(f"inputs of shape {shape} per sample, but the model was built for "
+                             f"{tuple(built)} (its input_shape): build it for this data, e.g. "
+                             f"simple_cnn(input_shape=x.shape[1:]) or an MLP whose first size is the features")
         out = self.shapes[-1][1]
         if out is None:
             out = tuple(self.forward(x[:1, ...], train=False).shape[1:])
@@ -217,8 +222,8 @@ class Sequential:
         return self.backward()
 
     def accuracy(self, x: Any, t: Any, batch_size: int | None = None) -> float:
-        """Fraction of samples whose top score is the label (labels or one-hot targets), evaluated
-        ``batch_size`` rows at a time. One read: the number of correct samples together with the
+        """Fraction in [0, 1] (not percent) of samples whose top score is the label (labels or one-hot
+        targets, checked as :meth:`loss` checks them), evaluated ``batch_size`` rows at a time. One read: the number of correct samples together with the
         number of out-of-range labels (a ``ValueError``)."""
         xp = self.backend.xp
         x = self._input(x)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import layers as L
 from .losses import Flooding, Loss, SoftmaxCrossEntropy
@@ -61,18 +62,48 @@ def _flat_size(layers: list[L.Layer], input_shape: tuple[int, ...]) -> int:
     return math.prod(shape)
 
 
-def simple_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), classes: int = 10, filters: int = 30, kernel: int = 5,
-               hidden: int = 100, activation_name: str = "relu", init: str | float = "he") -> Sequential:
-    """The book's ``SimpleConvNet``: conv 30×5×5 – ReLU – max-pool 2×2 – Affine 100 – ReLU – Affine 10."""
-    features = [L.Convolution(input_shape[0], filters, kernel, init=init), activation(activation_name), L.Pooling(2, 2)]
+def image_shape(input_shape: Any, builder: str) -> tuple[int, int, int]:
+    """``(C, H, W)`` from a shape or from data ``(N, C, H, W)`` (its ``.shape[1:]``); else a ValueError naming the argument."""
+    shape = tuple(input_shape.shape[1:]) if hasattr(input_shape, "shape") else input_shape
+    try:
+        shape = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        got = f"data of shape {tuple(input_shape.shape)}" if hasattr(input_shape, "shape") else repr(input_shape)
+        raise ValueError(f"{builder}: input_shape must be (channels, height, width) or image data (N, C, H, W) "
+                         f"(load it with flatten=False), got {got}")
+    return shape  # type: ignore[return-value]
+
+
+def simple_cnn(input_shape: Any = (1, 28, 28), classes: int = 10, filters: int = 30, kernel: int = 5,
+               hidden: int = 100, activation_name: str = "relu", init: str | float = "he",
+               hswish_n: float = 6.0) -> Sequential:
+    """The book's ``SimpleConvNet``: conv 30×5×5 – ReLU – max-pool 2×2 – Affine 100 – ReLU – Affine 10.
+
+    ``input_shape``: ``(C, H, W)`` per image (default MNIST's ``(1, 28, 28)``), or the training images
+    themselves, ``(N, C, H, W)``, to take it from the data: ``simple_cnn(x_train)``. ``init="auto"``:
+    Xavier for sigmoid/tanh, He otherwise.
+    """
+    input_shape = image_shape(input_shape, "simple_cnn")
+    if init == "auto":
+        init = "xavier" if activation_name.lower() in SIGMOID_LIKE else "he"
+
+    def act() -> L.Activation:
+        return activation(activation_name, hswish_n)
+
+    features = [L.Convolution(input_shape[0], filters, kernel, init=init), act(), L.Pooling(2, 2)]
     n = _flat_size(features, input_shape)
-    return Sequential([*features, L.Flatten(), L.Affine(n, hidden, init=init), activation(activation_name),
+    return Sequential([*features, L.Flatten(), L.Affine(n, hidden, init=init), act(),
                        L.Affine(hidden, classes, init=init)], input_shape=input_shape)
 
 
-def deep_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), classes: int = 10, dropout: float = 0.5) -> Sequential:
+def deep_cnn(input_shape: Any = (1, 28, 28), classes: int = 10, dropout: float = 0.5) -> Sequential:
     """The book's ``DeepConvNet``: six 3×3 convolutions (16, 16, 32, 32, 64, 64 filters) with ReLU and a
-    max-pool after each pair, then Affine 50 – ReLU – Dropout – Affine 10 – Dropout (as the book), He init."""
+    max-pool after each pair, then Affine 50 – ReLU – Dropout – Affine 10 – Dropout (as the book), He init.
+
+    ``input_shape``: as :func:`simple_cnn` (a shape, or the images ``(N, C, H, W)``)."""
+    input_shape = image_shape(input_shape, "deep_cnn")
     c = input_shape[0]
     features: list[L.Layer] = []
     for i, (filters, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]):

@@ -1,0 +1,196 @@
+"""The command line's checks, all done before the first training step, in one error style.
+
+A bad value raises :class:`UsageError` ``"--option: what is wrong; valid: ..."`` (one line; the
+CLI exits with status 2, as argparse does for a bad command line).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import pathlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import backend as B
+from .backends import FLOAT_DTYPES
+from .datasets import DATASETS
+from .layers import ACTIVATIONS
+from .optimizers import OPTIMIZERS
+
+MODELS = ("mlp", "simple-cnn", "deep-cnn")
+
+MODEL_OPTIONS = {
+    "mlp": None,  # every option
+    "simple-cnn": {"activation", "hswish_n", "init"},
+    "deep-cnn": set(),
+}
+"""Which model-shaping options each model takes (``None``: all)."""
+
+MODEL_SHAPING = ("hidden", "activation", "hswish_n", "dropout", "batchnorm", "flooding", "init")
+
+
+class UsageError(ValueError):
+    """A bad command line: ``--option: message`` (exit status 2)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        super().__init__(f"{flag(option)}: {message}")
+
+
+def flag(dest: str) -> str:
+    """``batch_size`` → ``--batch-size`` (environment variables are kept as they are)."""
+    return dest if dest.isupper() else "--" + dest.replace("_", "-")
+
+
+def _choice(valid: Iterable[str], normalize: Callable[[str], str] = str.lower) -> Callable[[Any], Any]:
+    valid = list(valid)
+
+    def check(v: Any) -> Any:
+        if normalize(str(v)) not in [normalize(x) for x in valid]:
+            raise ValueError(f"unknown value {v!r}; valid: {', '.join(valid)}")
+        return v
+
+    return check
+
+
+def _number(kind: type, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+            hi_open: bool = False, none: bool = False) -> Callable[[Any], Any]:
+    """A number of ``kind`` within ``[lo, hi]`` (``lo_open``/``hi_open``: excluded)."""
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    what = f"{'an integer' if kind is int else 'a number'}"
+    if lo is not None and hi is not None:
+        what += f" in {left}{lo}, {hi}{right}"
+    elif lo is not None:
+        what += f" {'>' if lo_open else '>='} {lo}"
+
+    def check(v: Any) -> Any:
+        if v is None and none:
+            return None
+        try:
+            x = kind(v)
+            if kind is int and str(v).strip() != str(x) and float(v) != x:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"{v!r} is not {what}") from None
+        if math.isnan(x) or (lo is not None and (x < lo or (lo_open and x == lo))) or (
+                hi is not None and (x > hi or (hi_open and x == hi))):
+            raise ValueError(f"{v!r} is not {what}")
+        return x
+
+    return check
+
+
+def hidden_sizes(v: Any) -> list[int]:
+    """``"100,50"`` → ``[100, 50]``: one or more positive integers separated by commas."""
+    parts = [p.strip() for p in str(v).split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"{v!r} is not a list of positive integers separated by commas (e.g. 100,50)")
+    return [int(p) for p in parts]
+
+
+def _init(v: Any) -> str | float:
+    if str(v) in ("he", "xavier", "auto"):
+        return str(v)
+    try:
+        x = float(v)
+    except ValueError:
+        x = -1.0
+    if not x > 0:
+        raise ValueError(f"unknown value {v!r}; valid: he, xavier, auto, or a positive standard deviation")
+    return x
+
+
+CHECKS: dict[str, Callable[[Any], Any]] = {
+    "dataset": _choice(DATASETS),
+    "model": _choice(MODELS),
+    "hidden": hidden_sizes,
+    "activation": _choice(ACTIVATIONS, lambda s: s.lower().replace("-", "").replace("_", "")),
+    "hswish_n": _number(float, 0, lo_open=True),
+    "optimizer": _choice(OPTIMIZERS),
+    "lr": _number(float, 0, lo_open=True),
+    "momentum": _number(float, 0, 1, hi_open=True),
+    "batch_size": _number(int, 1),
+    "epochs": _number(int, 1),
+    "seed": _number(int, 0),
+    "flooding": _number(float, 0, none=True),
+    "weight_decay": _number(float, 0),
+    "dropout": _number(float, 0, 1, hi_open=True),
+    "dtype": _choice(FLOAT_DTYPES),
+    "init": _init,
+    "warmup": _number(int, 0),
+    "clip_norm": _number(float, 0, lo_open=True, none=True),
+    "validation_split": _number(float, 0, 1, lo_open=True, hi_open=True, none=True),
+    "gradient": _choice(("backprop", "numerical")),
+}
+"""Per option: a function that returns the value (converted) or raises ValueError saying what is valid."""
+
+
+def convert(key: str, value: Any) -> Any:
+    """``value`` of option ``key``, converted and checked (:class:`UsageError` otherwise)."""
+    if key not in CHECKS:
+        return value
+    try:
+        out = CHECKS[key](value)
+    except ValueError as e:
+        raise UsageError(key, str(e)) from None
+    return value if key in ("hidden", "init", "activation") else out  # keep the text in tables and configs
+
+
+def check_model_options(cfg: dict[str, Any], given: Iterable[str]) -> None:
+    """Refuse options that ``cfg["model"]`` cannot take (``given``: the options set on the command line)."""
+    allowed = MODEL_OPTIONS.get(cfg["model"])
+    if allowed is None:
+        return
+    for key in given:
+        if key in MODEL_SHAPING and key not in allowed:
+            takes = ", ".join(flag(k) for k in MODEL_SHAPING if k in allowed) or "none of the MLP's options"
+            raise UsageError(key, f"the {cfg['model']} model cannot take it (mlp only; {cfg['model']} takes {takes})")
+
+
+def resolve(name: str | None, device: Any, option: str = "backend") -> B.Backend:
+    """The backend ``name`` (``None``: ``$XPNET_BACKEND``, else numpy); ``name:device`` is accepted."""
+    if name is None:
+        name = os.environ.get("XPNET_BACKEND") or "numpy"
+        option = "XPNET_BACKEND" if os.environ.get("XPNET_BACKEND") else option
+    if ":" in name and device is None:
+        name, device = name.split(":", 1)
+    try:
+        return B.resolve_backend(name, device)
+    except (ValueError, ImportError, TypeError) as e:
+        raise UsageError(option, str(e)) from None
+
+
+def check_dtype(backend: B.Backend, dtype: str) -> None:
+    try:
+        backend.dtype(dtype)
+    except (TypeError, AttributeError) as e:
+        raise UsageError("dtype", str(e)) from None
+
+
+def check_output(option: str, path: str | None, suffixes: tuple[str, ...]) -> None:
+    """``path`` ends in one of ``suffixes`` and can be written (its folder exists and is writable)."""
+    if path is None:
+        return
+    p = pathlib.Path(path)
+    if p.suffix.lower() not in suffixes:
+        raise UsageError(option, f"{path!r} must end in {' or '.join(suffixes)}")
+    folder = p.parent if str(p.parent) else pathlib.Path(".")
+    if p.is_dir():
+        raise UsageError(option, f"{path!r} is a folder; give a file name ending in {' or '.join(suffixes)}")
+    if not folder.is_dir():
+        raise UsageError(option, f"the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UsageError(option, f"{path!r} is not writable")
+
+
+def check_plot(path: str | None) -> None:
+    if path is None:
+        return
+    check_output("plot", path, (".png", ".pdf", ".svg"))
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        raise UsageError("plot", 'needs matplotlib, which is not installed: pip install "xpnet[plot]"') from None
