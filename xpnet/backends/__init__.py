@@ -204,7 +204,10 @@ def namespace_of(x: Any) -> Any:
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """Copy any backend's array to a host NumPy array (a no-op for NumPy input): an explicit transfer."""
+    """Copy any backend's array to a host NumPy array (a no-op for NumPy input): an explicit transfer.
+
+    A bfloat16 array (torch) comes back as float32, which holds every bfloat16 value exactly: NumPy
+    has no bfloat16."""
     if isinstance(x, np.ndarray):
         return x
     backend = adapter_of(x)
