@@ -92,3 +92,30 @@ def test_bfloat16_is_refused_where_unsupported():
     xpnet.set_default_dtype("bfloat16")
     with pytest.raises(TypeError, match="bfloat16"):
         xpnet.layers.Affine(2, 2)
+
+
+def test_no_python_scalar_goes_to_the_device_in_a_step(rng, monkeypatch):
+    """The CPU stand-in for the sync guard's finding on an H100: array-api-compat's torch ``maximum``/
+    ``minimum``/``where`` turn a Python scalar operand into ``torch.asarray(scalar, device=...)``, a
+    host-to-device copy that synchronises a CUDA stream. No layer, loss or optimizer step may do it."""
+    torch = pytest.importorskip("torch", reason="the scalar transfer is array-api-compat's torch wrapping")
+    xpnet.set_backend("torch")
+    model = xpnet.Sequential(
+        [L.Affine(6, 8), *(cls() for cls in L.ACTIVATIONS.values()), L.Affine(8, 3)],
+        loss=Flooding(SoftmaxCrossEntropy(), 0.01),
+    )
+    x, t = model.check_data(rng.random((10, 6)), rng.integers(0, 3, 10))
+    seen = []
+    real = torch.asarray
+
+    def spy(obj, *args, **kwargs):
+        if isinstance(obj, (bool, int, float)):
+            seen.append(obj)
+        return real(obj, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "asarray", spy)
+    optimizer = Adam(0.01)
+    model.step_loss(x, t, value=False)
+    optimizer.update(model.params, model.backward())
+    model.loss_layer.forward(model.forward(x, train=False), t)
+    assert seen == [], f"Python scalars sent to the device: {seen}"

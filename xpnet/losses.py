@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .backend import Backend, get_backend
-from .ops import Ones, row_sums
+from .ops import Ones, constant, row_sums
 
 
 class Loss:
@@ -101,7 +102,7 @@ class SoftmaxCrossEntropy(Loss):
         e = xp.sum(xp.log(s) - row_sums(self.backend, self.ones, self.t * z)) / n
         ok = labels_in_range(xp, t, c) if t.ndim == 1 else None
         if ok is not None:  # an out-of-range label (one-hot row of zeros) makes E NaN, without a host read
-            e = xp.where(xp.all(ok), e, xp.nan)
+            e = xp.where(xp.all(ok), e, constant(self.backend, math.nan, e.dtype))
         return e
 
     def onehot(self, t: Any, c: int, dtype: Any) -> Any:

@@ -36,3 +36,14 @@ def column_sums(backend: Backend, ones: Ones, x: Any) -> Any:
 def row_sums(backend: Backend, ones: Ones, x: Any) -> Any:
     """``Σ_columns x`` with kept dims (shape ``(N, 1)``) of a 2-D ``x`` as ``x·ones(C, 1)``."""
     return x @ ones.get(backend, x.shape[1], x.dtype)
+
+
+def constant(backend: Backend, value: float, dtype: Any) -> Any:
+    """A 0-d device array holding ``value``, for ``maximum``/``minimum``/``where`` with a constant.
+
+    array-api-compat's torch wrappers turn a Python scalar operand of these functions into a tensor
+    with ``torch.asarray(value, device=...)``: a host-to-device copy that synchronises a CUDA stream
+    (found by the sync guard on an H100). ``full`` fills on the device instead. (Plain arithmetic
+    with Python scalars, ``x * 0.5``, is native and needs none of this.)"""
+    return backend.xp.full((), value, dtype=dtype, device=backend.device)
+

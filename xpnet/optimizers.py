@@ -91,12 +91,18 @@ class Optimizer:
 
     def check_dtype(self, key: str, p: Any) -> None:
         """Refuse an ``eps`` that vanishes in the parameter's dtype (checked on the host, from
-        ``finfo``): it would leave ``0/(√0 + 0) = NaN`` wherever a gradient is exactly zero."""
+        ``finfo``): it would leave ``0/(√0 + 0) = NaN`` wherever a gradient is exactly zero.
+
+        In float32 the bound is the smallest *normal* number: GPU kernels flush float32 subnormals to
+        zero (seen on an H100 with CuPy: ``eps=1e-44`` gave NaN). float16 arithmetic runs in float32
+        there, and float64 keeps its subnormals, so for those the smallest subnormal is the bound."""
         eps = getattr(self, "eps", None)
         if eps is None:
             return
         info = self.xp.finfo(p.dtype)
-        tiniest = float(info.smallest_normal) * float(info.eps)  # the smallest subnormal
+        tiniest = float(info.smallest_normal)
+        if p.dtype != self.xp.float32:
+            tiniest *= float(info.eps)  # the smallest subnormal
         if not eps >= tiniest:
             raise ValueError(
                 f"{type(self).__name__}: eps={eps} underflows to 0 in {p.dtype} (parameter {key!r}; its smallest "

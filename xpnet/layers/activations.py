@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ops import constant
 from .base import Layer
 
 
@@ -41,8 +42,10 @@ def sigmoid(xp: Any, x: Any) -> Any:
 
 
 def softplus(xp: Any, x: Any) -> Any:
-    """``log(1+e^x)`` without overflow: ``max(x, 0) + log1p(e^-|x|)``."""
-    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))  # not clip: CuPy's compat clip syncs
+    """``log(1+e^x)`` without overflow: ``max(x, 0) + log1p(e^-|x|)``, with ``max(x, 0)`` written
+    ``x/2 + |x|/2`` (exact; no scalar operand to a compat function, see :func:`xpnet.ops.constant`)."""
+    a = xp.abs(x)
+    return (0.5 * x + 0.5 * a) + xp.log1p(xp.exp(-a))
 
 
 class ReLU(Activation):
@@ -88,7 +91,8 @@ class ReLU6(Activation):
 
     def fn(self, x, train):
         xp = self.xp
-        return xp.minimum(xp.maximum(x, 0.0), 6.0), (xp.astype((x > 0) & (x < 6), x.dtype) if train else None)
+        zero, six = constant(self.backend, 0.0, x.dtype), constant(self.backend, 6.0, x.dtype)
+        return xp.minimum(xp.maximum(x, zero), six), (xp.astype((x > 0) & (x < 6), x.dtype) if train else None)
 
 
 class Sigmoid(Activation):
@@ -160,7 +164,7 @@ class TanhExp(Activation):
 
     def fn(self, x, train):
         xp = self.xp
-        e = xp.exp(xp.minimum(x, 10.0))  # not clip: CuPy's compat clip syncs
+        e = xp.exp(xp.minimum(x, constant(self.backend, 10.0, x.dtype)))  # not clip: CuPy's compat clip syncs
         t = xp.tanh(e)
         y = x * t
         return y, (t + x * ((1.0 - t * t) * e) if train else None)  # (1-t²)·e first: 0 before x·e overflows
