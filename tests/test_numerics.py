@@ -110,7 +110,8 @@ def test_adam_with_a_tiny_eps_and_a_zero_gradient_is_not_nan(backend, dtype, eps
 
 
 @pytest.mark.parametrize(
-    "dtype, eps", [("float16", 1e-8), ("float32", 1e-46), ("float32", 1e-44), ("float64", 0.0)]  # 1e-44: subnormal, 0 on a GPU
+    "dtype, eps",
+    [("float16", 1e-8), ("float32", 1e-46), ("float32", 1e-44), ("float64", 0.0)],  # 1e-44: subnormal, 0 on a GPU
 )
 def test_adam_refuses_an_eps_that_vanishes_in_the_dtype(backend, dtype, eps):
     dt = _float_dtype_or_skip(backend, dtype)

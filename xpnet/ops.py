@@ -46,4 +46,3 @@ def constant(backend: Backend, value: float, dtype: Any) -> Any:
     (found by the sync guard on an H100). ``full`` fills on the device instead. (Plain arithmetic
     with Python scalars, ``x * 0.5``, is native and needs none of this.)"""
     return backend.xp.full((), value, dtype=dtype, device=backend.device)
-
