@@ -401,12 +401,34 @@ def run(
 
 
 # -- assembling and rendering --------------------------------------------------------------------
-def assemble(table: Table, tasks: Sequence[Task], out: pathlib.Path, meta: dict[str, Any]) -> pathlib.Path | None:
-    """Write ``OUT/TABLE.json`` (and the PNG) once every run of the table exists; its path, or None."""
+def run_provenance(runs: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """Where the runs were made, from the runs themselves (not from the invocation that assembles them,
+    which may be another machine): each of command, commit, jobs, machine, versions, BLAS, with the
+    distinct values in order when the runs disagree."""
+    out = dict(meta)
+    for key in ("command", "commit", "dirty", "jobs", "machine", "versions", "blas"):
+        seen: list[Any] = []
+        for r in runs:
+            v = r.get("meta", {}).get(key)
+            if v is not None and v not in seen:
+                seen.append(v)
+        if seen:
+            out[key] = seen[0] if len(seen) == 1 else seen
+    return out
+
+
+def assemble(
+    table: Table, tasks: Sequence[Task], out: pathlib.Path, meta: dict[str, Any], partial: bool = False
+) -> pathlib.Path | None:
+    """Write ``OUT/TABLE.json`` (and the PNG) once every run of the table exists (with ``partial``, from
+    the runs that exist: missing rows render as "not run"); its path, or None."""
     mine = [t for t in tasks if t.table == table.name]
     if not all(t.path.exists() for t in mine):
-        return None
+        if not partial or not any(t.path.exists() for t in mine):
+            return None
+        mine = [t for t in mine if t.path.exists()]
     runs = [json.loads(t.path.read_text()) for t in sorted(mine, key=lambda t: (_row_index(table, t.row), t.seed))]
+    meta = {**run_provenance(runs, meta), "complete": len(mine) == len([t for t in tasks if t.table == table.name])}
     walls = [r.get("meta", {}).get("wall_s", 0.0) for r in runs]
     first = runs[0]["config"]
     doc = {
@@ -468,12 +490,21 @@ def render(path: str | os.PathLike, link_base: str | os.PathLike | None = None) 
     if doc["settings"].get("dataset") != "mnist":
         dry = f"dataset {doc['settings'].get('dataset')}, {doc['settings'].get('epochs')} epochs"
         lines += [f"**Dry run only** ({dry}): not a reproduction.", ""]
+    if meta.get("complete") is False:
+        lines += ['**Incomplete**: rows marked "not run" did not finish (rerun the command to resume).', ""]
+
+    def each(v: Any) -> list[Any]:
+        return v if isinstance(v, list) else [v]
+
+    machines = each(meta.get("machine", {}))
+    commits = ", ".join(str(c)[:10] for c in each(meta.get("commit")))
     lines += [
-        f"Command: `{meta.get('command')}` — {n} seeds ({_span(doc['seeds'])}) per row, "
-        f"{meta.get('jobs')} run(s) at a time, "
-        f"commit {str(meta.get('commit'))[:10]}{' (dirty)' if meta.get('dirty') else ''}, "
-        f"{meta.get('machine', {}).get('cpu')} ({meta.get('machine', {}).get('cores')} cores)"
-        + (f", GPU {meta['machine']['gpu']}" if meta.get("machine", {}).get("gpu") else "")
+        f"Command: {' then '.join(f'`{c}`' for c in each(meta.get('command')))} — {n} seeds "
+        f"({_span(doc['seeds'])}) per row, {'/'.join(str(j) for j in each(meta.get('jobs')))} run(s) at a time, "
+        f"commit {commits}{' (dirty)' if meta.get('dirty') is True else ''}, "
+        + "; ".join(
+            f"{m.get('cpu')} ({m.get('cores')} cores)" + (f", GPU {m['gpu']}" if m.get("gpu") else "") for m in machines
+        )
         + f", backend {doc['runs'][0]['config'].get('backend')}, {doc['runs'][0]['config'].get('dtype')}. "
         f"Sum of run times {meta.get('runs_wall_s')} s. Raw runs: [{rel(path)}]({rel(path)}).",
         "",
@@ -631,6 +662,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="device of the backend (cupy: GPU index)")
     r.add_argument("--data-path", default=None, help="folder holding the MNIST IDX files")
     r.add_argument("--quick", action="store_true", help="dry run: digits, 2 epochs, 2 seeds")
+    r.add_argument(
+        "--partial",
+        action="store_true",
+        help="assemble and render a table from the runs that exist "
+        "(missing rows: 'not run'); with --jobs 0 nothing new is run",
+    )
     d = sub.add_parser("render", help="print (and write OUT/TABLE.md) the Markdown of assembled tables")
     d.add_argument("tables", nargs="+", help=f"all | {' | '.join(TABLES)}")
     d.add_argument("--out", default="docs/results", help="folder of the table JSON files (default docs/results)")
@@ -651,8 +688,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tables = select(args.tables)
         if args.command == "render":
             return _render_cmd(tables, pathlib.Path(args.out))
-        if args.jobs < 1:
-            raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+        if args.jobs < (0 if args.partial else 1):
+            raise ValueError(f"--jobs must be >= 1 (0 only with --partial), got {args.jobs}")
         out = pathlib.Path(
             args.out or (pathlib.Path(tempfile.gettempdir()) / "xpnet-quick" if args.quick else "docs/results")
         )
@@ -670,8 +707,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = provenance(argv, args.jobs, args.backend)
         start, started = time.perf_counter(), _now()
         print(f"{len(tasks)} runs in {len(tables)} table(s), {args.jobs} at a time, into {out}", flush=True)
-        ran, skipped, errors = run(
-            tasks, args.jobs, args.data_path, args.device, meta, log=lambda s: print(s, flush=True)
+        ran, skipped, errors = (
+            run(tasks, args.jobs, args.data_path, args.device, meta, log=lambda s: print(s, flush=True))
+            if args.jobs
+            else (0, 0, [])
         )
         wall = time.perf_counter() - start
         with open(out / "invocations.jsonl", "a") as f:
@@ -690,7 +729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + "\n"
             )
         for table in tables:
-            path = assemble(table, tasks, out, meta)
+            path = assemble(table, tasks, out, meta, partial=args.partial)
             if path is None:
                 print(f"{table.name}: incomplete, not assembled (rerun the same command to resume)")
                 continue
