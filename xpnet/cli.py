@@ -521,15 +521,10 @@ COMMANDS = {
 
 
 def version() -> str:
-    """The installed package's version (the source tree's ``xpnet.__version__`` when not installed)."""
-    from importlib import metadata
+    """``xpnet.__version__``: the package metadata's version (pyproject.toml's in a source checkout)."""
+    from . import __version__
 
-    try:
-        return metadata.version("xpnet")
-    except metadata.PackageNotFoundError:
-        from . import __version__
-
-        return __version__
+    return __version__
 
 
 def _usage(out: Any) -> None:
