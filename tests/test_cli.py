@@ -94,21 +94,11 @@ def test_python_dash_m():
     assert "| relu" in out.stdout
 
 
+TINY_BENCH = ["bench", "--backend", "numpy", "--network", "tiny", "--rounds", "1", "--min-time", "0.01"]
+
+
 def test_bench_runs_and_reports_ratios(capsys, tmp_path):
-    argv = [
-        "bench",
-        "--backend",
-        "numpy",
-        "--network",
-        "tiny",
-        "--rounds",
-        "1",
-        "--min-time",
-        "0.01",
-        "--json",
-        str(tmp_path / "b.json"),
-    ]
-    assert main(argv) == 0
+    assert main([*TINY_BENCH, "--json", str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
     assert "xpnet/torch" in out and "xpnet/gemm" in out and "backprop is" in out and "BLAS:" in out
     result = json.loads((tmp_path / "b.json").read_text())
@@ -161,24 +151,7 @@ def test_gpu_check_script_refuses_unknown_options(tmp_path):
 
 
 def test_bench_json_to_stdout(capsys):
-    assert (
-        main(
-            [
-                "bench",
-                "--backend",
-                "numpy",
-                "--network",
-                "tiny",
-                "--rounds",
-                "1",
-                "--min-time",
-                "0.01",
-                "--no-numgrad",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert main([*TINY_BENCH, "--no-numgrad", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["rows"][0]["network"] == "64-32-10" and "xpnet/gemm" in result["rows"][0]
 
