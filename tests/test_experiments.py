@@ -202,6 +202,9 @@ def test_verdict():
     s = {"mean": 97.8, "sd": 0.1}
     assert R.verdict(97.95, s) == "yes (+0.15, 1.5 sd)" and R.verdict(97.55, s) == "no (-0.25, 2.5 sd)"
     assert R.verdict(97.8, {"mean": 97.8, "sd": 0.0}).startswith("yes")
+    # no spread: the distance in sd is undefined, and the text says why (never "inf sd")
+    assert R.verdict(98.3, {"mean": 98.18, "sd": 0.0, "n": 1}) == "no (+0.12, one seed, no spread)"
+    assert R.verdict(100.0, {"mean": 99.0, "sd": 0.0, "n": 3}) == "no (+1.00, all 3 seeds equal)"
 
 
 def test_runner_quick_resumes_and_renders(tmp_path, capsys):

@@ -44,6 +44,7 @@ from .experiments import (
     markdown_table,
     plot_bands,
     seeds_from,
+    within,
 )
 from .history import History
 
@@ -465,12 +466,17 @@ def _by_row(labels: Sequence[str], histories: Sequence[History]) -> dict[str, li
 
 
 def verdict(published: float, s: dict[str, Any]) -> str:
-    """``yes`` when the published figure lies within two sd of our mean, else ``no``; with the distance."""
+    """``yes`` when the published figure lies within two sd of our mean (:func:`~xpnet.seedstats.within`),
+    else ``no``; with the difference and that distance in sd. With no spread (one seed, or every seed gave
+    the same value) the distance in sd is undefined and the text says why instead."""
     if s["mean"] is None:
         return "–"
     diff = published - s["mean"]
-    far = f"{abs(diff) / s['sd']:.1f} sd" if s["sd"] > 0 else ("0 sd" if diff == 0 else "∞ sd")
-    return f"{'yes' if abs(diff) <= 2 * s['sd'] + 1e-9 else 'no'} ({diff:+.2f}, {far})"
+    if s["sd"] > 0:
+        far = f"{abs(diff) / s['sd']:.1f} sd"
+    else:
+        far = "one seed, no spread" if s.get("n", 0) <= 1 else f"all {s['n']} seeds equal"
+    return f"{'yes' if within(published, s) else 'no'} ({diff:+.2f}, {far})"
 
 
 def render(path: str | os.PathLike, link_base: str | os.PathLike | None = None) -> str:
