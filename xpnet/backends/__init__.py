@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._base import Backend, BackendUnavailableError
+from ._base import Backend, BackendUnavailableError, adapter_of
 from ._cupy import CupyBackend
 from ._numpy import NumpyBackend
 from ._state import state as _settings
@@ -179,20 +179,6 @@ def host_rng() -> np.random.Generator:
 
 
 # -- arrays at the boundary ------------------------------------------------------------------
-
-_LIBRARY_OF_MODULE = {"numpy": "numpy", "cupy": "cupy", "torch": "torch", "array_api_strict": "array_api_strict"}
-
-
-def adapter_of(x: Any) -> Backend | None:
-    """The backend (library and device) an array lives on; ``None`` for host data that is not an
-    array of a known library (lists, scalars)."""
-    name = _LIBRARY_OF_MODULE.get(type(x).__module__.split(".")[0])
-    if name is None or (name == "numpy" and not isinstance(x, np.ndarray)):
-        return None
-    cls = ADAPTERS[name]
-    if name == "numpy":
-        return cls.load()
-    return cls.load(x.device)
 
 
 def namespace_of(x: Any) -> Any:

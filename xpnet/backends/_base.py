@@ -21,6 +21,20 @@ class BackendUnavailableError(ImportError):
     """A known backend cannot be used here (library missing or no device)."""
 
 
+_REGISTRY: dict[str, type[Backend]] = {}  # adapter classes by library name, filled as they are defined
+_LIBRARY_OF_MODULE = {"numpy": "numpy", "cupy": "cupy", "torch": "torch", "array_api_strict": "array_api_strict"}
+
+
+def adapter_of(x: Any) -> Backend | None:
+    """The backend (library and device) an array lives on; ``None`` for host data that is not an
+    array of a known library (lists, scalars)."""
+    name = _LIBRARY_OF_MODULE.get(type(x).__module__.split(".")[0])
+    if name is None or (name == "numpy" and not isinstance(x, np.ndarray)) or name not in _REGISTRY:
+        return None
+    cls = _REGISTRY[name]
+    return cls.load() if name == "numpy" else cls.load(x.device)
+
+
 class Backend:
     """One array library on one device.
 
@@ -37,6 +51,11 @@ class Backend:
     checker: ClassVar[bool] = False  # a conformance checker (slow), not a fast path
     numpy_allocator: ClassVar[bool] = False  # arrays allocated by NumPy (visible to tracemalloc)
     low_precision: ClassVar[tuple[str, ...]] = ("float16",)  # floating dtypes below float32 it has
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            _REGISTRY[cls.name] = cls  # for adapter_of: an adapter registers by being defined
 
     def __init__(self, xp: Any, device: Any, lib: Any, array_type: type) -> None:
         self.xp, self.device, self._lib, self._array_type = xp, device, lib, array_type
@@ -156,8 +175,6 @@ class Backend:
             dtype = self.dtype(dtype)
         if not self.owns(x):
             if strict:
-                from . import adapter_of  # the package's registry
-
                 other = adapter_of(x)
                 if other is not None and not other.host_memory:
                     raise TypeError(
@@ -181,8 +198,6 @@ class Backend:
             return x
         if isinstance(x, self._array_type):
             return self.move_within(x)
-        from . import adapter_of
-
         other = adapter_of(x)
         if other is None:  # host data: NumPy arrays, scalars, lists
             return self.from_host(np.asarray(x))
