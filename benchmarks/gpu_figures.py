@@ -60,22 +60,17 @@ def figures(out: pathlib.Path) -> str:
         text.append("")
     trains = sorted(out.glob("train_*.json"))
     if trains:
-        text += [
-            "## Training runs",
-            "",
-            "| run | backend | epochs | final test acc | best test acc | seconds |",
-            "|---|---|---|---|---|---|",
-        ]
+        body = []
         for path in trains:
             h = json.loads(path.read_text())
             records = h.get("records", [])
             accs = [r["test_acc"] for r in records if r.get("test_acc") is not None]
-            text.append(
-                f"| {path.name} | {h.get('config', {}).get('backend', '?')} | {len(records)} | "
-                f"{100 * accs[-1]:.2f} | {100 * max(accs):.2f} | {sum(r['seconds'] for r in records):.1f} |"
-                if accs
-                else f"| {path.name} | ? | {len(records)} | – | – | – |"
-            )
+            backend = h.get("config", {}).get("backend", "?")
+            seconds = f"{sum(r['seconds'] for r in records):.1f}"
+            scores = [f"{100 * accs[-1]:.2f}", f"{100 * max(accs):.2f}"] if accs else ["–", "–"]
+            body.append([path.name, backend if accs else "?", str(len(records)), *scores, seconds if accs else "–"])
+        header = ["run", "backend", "epochs", "final test acc", "best test acc", "seconds"]
+        text += ["## Training runs", "", markdown_table(header, body)]
         text.append("")
     return "\n".join(text)
 

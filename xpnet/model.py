@@ -11,6 +11,7 @@ from . import fileformat
 from .backend import Backend, resolve_backend
 from .layers.base import Layer
 from .losses import Loss, SoftmaxCrossEntropy, labels_in_range
+from .tables import plain_table
 
 
 class Sequential:
@@ -285,15 +286,13 @@ class Sequential:
         def size(s: Any) -> str:
             return "?" if s is None else " x ".join(map(str, s))
 
-        rows = [("layer", "kind", "input", "output")]
-        for layer, (s_in, s_out) in zip(self.layers, self.shapes):
-            rows.append((layer.name, layer.describe(), size(s_in), size(s_out)))
+        rows = [
+            (layer.name, layer.describe(), size(s_in), size(s_out))
+            for layer, (s_in, s_out) in zip(self.layers, self.shapes)
+        ]
         rows.append(("loss", repr(self.loss_layer), size(self.shapes[-1][1]), "1"))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "-" * len(lines[0]))
-        lines.append(f"parameters: {self.n_params():,}  backend: {self.backend}  dtype: {self.dtype}")
-        return "\n".join(lines)
+        table = plain_table(("layer", "kind", "input", "output"), rows)
+        return f"{table}\nparameters: {self.n_params():,}  backend: {self.backend}  dtype: {self.dtype}"
 
     def __repr__(self) -> str:
         return self.summary()
