@@ -30,9 +30,9 @@ def synced(backend, f):
 def torch_device(backend):
     """The torch device beside ``backend`` for the PyTorch peer, or skip."""
     pytest.importorskip("torch", reason="the PyTorch peer needs torch")
-    from xpnet.bench import _torch_device
+    from xpnet import bench
 
-    device = _torch_device(backend)
+    device = bench.torch_device(backend)
     if device is None:
         pytest.skip(f"no PyTorch device beside {backend}")
     return device

@@ -51,6 +51,6 @@ def backend(request):
     except BackendUnavailableError as e:
         pytest.skip(f"backend {request.param} unavailable here: {e}")
     yield b
-    from xpnet.bench import _free_memory
+    from xpnet.bench import free_memory
 
-    _free_memory(b)
+    free_memory(b)

@@ -93,7 +93,7 @@ def test_peer_missing_without_torch(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_torch)
     backend = xpnet.set_backend("numpy")
     assert "not installed" in bench.peer_missing(backend)
-    assert bench._torch_device(backend) is None
+    assert bench.torch_device(backend) is None
 
 
 def test_bench_cnn_and_kernels_cli(capsys, tmp_path):

@@ -246,7 +246,7 @@ def interleaved(
     }
 
 
-def _torch_device(backend: B.Backend) -> str | None:
+def torch_device(backend: B.Backend) -> str | None:
     """The torch device matching a backend's device, or None where PyTorch cannot run there."""
     try:
         import torch  # noqa: F401
@@ -261,7 +261,7 @@ def peer_missing(backend: B.Backend) -> str | None:
         import torch  # noqa: F401
     except ImportError:
         return "PyTorch is not installed (pip install torch): no peer column"
-    if _torch_device(backend) is None:
+    if torch_device(backend) is None:
         return f"PyTorch has no device beside {backend}: no peer column"
     return None
 
@@ -363,7 +363,7 @@ def bench_backend(
     for net in networks:
         sizes, batch = NETWORKS[net]
         cands = {"xpnet": xpnet_step(backend, sizes, batch, dtype), "gemm": gemm_step(backend, sizes, batch, dtype)}
-        device = _torch_device(backend)
+        device = torch_device(backend)
         if device is not None:
             cands["torch"] = torch_step(device, sizes, batch, dtype)
         times = interleaved(cands, rounds=rounds, min_time=min_time)
@@ -390,7 +390,7 @@ def bench_backend(
                 row["memory_torch"] = peak_memory(cands["torch"], backend, traced=False)
         rows.append(row)
         del cands
-        _free_memory(backend)
+        free_memory(backend)
     return rows
 
 
@@ -408,7 +408,7 @@ def kernel_cases(
         specs = {"simple-conv": (1, 4, 3, 8, 0, False), "deep-conv2": (4, 4, 3, 8, 1, True)}
     act_shape = (n, 30, 24, 24) if not quick else (n, 4, 6, 6)
     rng = np.random.default_rng(0)
-    device = _torch_device(backend)
+    device = torch_device(backend)
     torch: Any = None
     if device is not None:
         import torch as torch_module
@@ -524,7 +524,7 @@ def bench_kernels(
     return rows
 
 
-def _free_memory(backend: B.Backend) -> None:
+def free_memory(backend: B.Backend) -> None:
     """Return cached device memory between benchmarks (CuPy's pool, torch's caching allocator)."""
     backend.free_memory()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from array_api_compat import array_namespace
+from .backends import namespace_of
 
 CLIP_EPS = 1e-6
 """Added to the norm before dividing, as ``torch.nn.utils.clip_grad_norm_`` does."""
@@ -29,7 +29,7 @@ def global_norm(grads: dict[str, Any] | Sequence[Any]) -> Any:
     arrays = list(grads.values()) if isinstance(grads, dict) else list(grads)
     if not arrays:
         raise ValueError("global_norm needs at least one gradient array")
-    xp = array_namespace(*arrays)
+    xp = namespace_of(arrays[0])
     total = xp.sum(arrays[0] * arrays[0])
     for g in arrays[1:]:
         total = total + xp.sum(g * g)
@@ -45,7 +45,7 @@ def clip_by_global_norm(grads: dict[str, Any], max_norm: float) -> dict[str, Any
         raise ValueError("max_norm must be a positive finite number, got None")
     max_norm = limit
     norm = global_norm(grads)
-    xp = array_namespace(norm)
+    xp = namespace_of(next(iter(grads.values())))  # (NumPy's sums are scalars, not arrays)
     ratio = max_norm / (norm + CLIP_EPS)
     scale = xp.minimum(ratio, xp.ones_like(ratio))
     return {k: g * xp.astype(scale, g.dtype) for k, g in grads.items()}
