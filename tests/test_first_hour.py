@@ -129,6 +129,9 @@ def test_cnn_builders_take_the_shape_from_the_data_or_name_the_argument():
     assert models.deep_cnn(np.zeros((2, 1, 16, 16), np.float32)).input_shape == (1, 16, 16)
     with pytest.raises(ValueError, match=r"input_shape=x.shape\[1:\]"):
         models.simple_cnn().loss(x[:4], t[:4])  # built for MNIST's 28×28, given 8×8
+    for use in (lambda m: m.predict(x[:4]), lambda m: m.accuracy(x[:4], t[:4])):  # the same error everywhere
+        with pytest.raises(ValueError, match=r"input_shape=x.shape\[1:\]"):
+            use(models.simple_cnn())
     with pytest.raises(ValueError, match=r"simple_cnn: input_shape .*flatten=False"):
         models.simple_cnn(np.zeros((2, 64)))
 

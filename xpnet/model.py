@@ -107,9 +107,21 @@ class Sequential:
         return sum(math.prod(p.shape) for p in self.params.values())
 
     # -- data at the boundary -------------------------------------------------------------
-    def _input(self, x: Any) -> Any:
-        """Input onto the model's backend and dtype (each layer checks the shape it needs)."""
-        return self.backend.asarray(x, self.dtype, strict=True)
+    def _input(self, x: Any, flat: bool = False) -> Any:
+        """Input onto the model's backend and dtype, its per-sample shape checked against an image
+        ``input_shape`` the model was built for (and a flat one too with ``flat=True``; otherwise the first
+        layer's own check names the layer)."""
+        x = self.backend.asarray(x, self.dtype, strict=True)
+        shape, built = tuple(x.shape[1:]), self.input_shape
+        if built is None or (len(built) == 1 and not flat):
+            return x
+        if shape != tuple(built) and (len(built) > 1 or math.prod(shape) != math.prod(built)):
+            raise ValueError(
+                f"inputs of shape {shape} per sample, but the model was built for "
+                f"{tuple(built)} (its input_shape): build it for this data, e.g. "
+                f"simple_cnn(input_shape=x.shape[1:]) or an MLP whose first size is the features"
+            )
+        return x
 
     def _target(self, t: Any) -> Any:
         t = self.backend.asarray(t, strict=True)
@@ -119,16 +131,9 @@ class Sequential:
         """Move ``x, t`` to the model's backend and check them once: shapes and dtypes always; the
         label range with ``values=True`` (one read: where data enters training) or, by default, only
         where reading is free (host memory). On a device the loss of out-of-range labels is NaN instead."""
-        x, t = self._input(x), self._target(t)
+        x, t = self._input(x, flat=True), self._target(t)
         if x.shape[0] != t.shape[0]:
             raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
-        shape, built = tuple(x.shape[1:]), self.input_shape
-        if built is not None and shape != tuple(built) and (len(built) > 1 or math.prod(shape) != math.prod(built)):
-            raise ValueError(
-                f"inputs of shape {shape} per sample, but the model was built for "
-                f"{tuple(built)} (its input_shape): build it for this data, e.g. "
-                f"simple_cnn(input_shape=x.shape[1:]) or an MLP whose first size is the features"
-            )
         out = self.shapes[-1][1]
         if out is None:
             out = tuple(self.forward(x[:1, ...], train=False).shape[1:])
