@@ -244,10 +244,12 @@ def test_sigkill_leaves_a_checkpoint_that_resume_finishes(tmp_path):
 def test_resume_refuses_options_that_change_the_run(tmp_path, capsys):
     path = tmp_path / "run.ckpt"
     assert main(["train", "--epochs", "1", "--quiet", "--checkpoint", str(path)]) == 0
-    assert main(["train", "--epochs", "2", "--checkpoint", str(path)]) == 1
+    assert main(["train", "--epochs", "2", "--checkpoint", str(path)]) == 2  # a bad command line: status 2
     assert "xpnet train --resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "missing.ckpt")]) == 2
+    assert capsys.readouterr().err.startswith("xpnet train: error: --resume: ")
     for option in (["--hidden", "10"], ["--lr", "0.5"], ["--dataset", "mnist"], ["--batchnorm"]):
-        assert main(["train", "--resume", str(path), *option]) == 1
+        assert main(["train", "--resume", str(path), *option]) == 2
         err = capsys.readouterr().err
         assert err.startswith("xpnet train: error: --") and "differs from the run's" in err
         assert len(err.strip().splitlines()) == 1

@@ -185,3 +185,26 @@ def test_missing_dataset_error_names_command_and_option(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as info:
         datasets.load_mnist()
     assert "xpnet data mnist" in str(info.value) and "--data-path" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["train", "--hswish-n", "3"], "--hswish-n"),  # relu: n would be ignored
+        (["train", "--model", "simple-cnn", "--hswish-n", "3"], "--hswish-n"),
+        (["compare", "--activation", "relu,swish", "--hswish-n", "3"], "--hswish-n"),
+        (["train", "--data-path", "/nonexistent"], "--data-path"),  # the embedded digits read no files
+    ],
+)
+def test_options_no_run_would_use_are_refused_not_ignored(argv, option, capsys):
+    from xpnet.cli import main
+
+    assert main([*argv, "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xpnet {argv[0]}: error: {option}: ") and len(err.strip().splitlines()) == 1
+
+
+def test_hswish_n_is_taken_where_a_run_uses_hswish(capsys):
+    from xpnet.cli import main
+
+    assert main(["compare", "--activation", "relu,hswish", "--hswish-n", "3", "--epochs", "1", "--quiet"]) == 0

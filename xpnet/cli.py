@@ -280,6 +280,7 @@ def _explicit(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
 def check_runs(cfgs: list[dict[str, Any]], given: set[str], device: Any) -> None:
     """Every run's every value, its model's options, backend and dtype: before the first step."""
     backends: dict[Any, B.Backend] = {}
+    C.check_unused_options(cfgs, given)
     for cfg in cfgs:
         for key in C.CHECKS:
             if key in cfg:
@@ -610,11 +611,14 @@ RESUME_MAY_CHANGE = (
 
 def _resumed_config(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
     """The checkpointed run's options, with the changes ``--resume`` allows (others refused, one line)."""
+    if not pathlib.Path(args.resume).is_file():
+        raise C.UsageError("resume", f"{args.resume}: no such checkpoint file")
     saved = ckpt.info(args.resume).get("info", {}).get("cli")
     if not isinstance(saved, dict):
-        raise ValueError(
-            f"{args.resume}: holds no xpnet train options (written by Trainer(checkpoint=...)?); "
-            f"continue it in Python with Trainer.from_checkpoint"
+        raise C.UsageError(
+            "resume",
+            f"{args.resume} holds no xpnet train options (written by Trainer(checkpoint=...)?); "
+            f"continue it in Python with Trainer.from_checkpoint",
         )
     parser = _train_parser()
     for action in parser._actions:
@@ -622,10 +626,10 @@ def _resumed_config(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, 
     given = vars(parser.parse_args(argv))
     for key, value in given.items():
         if key not in RESUME_MAY_CHANGE and value != saved.get(key, False):
-            raise ValueError(
-                f"--{key.replace('_', '-')} {value} differs from the run's {saved.get(key)} in {args.resume}: a "
-                f"resumed run keeps its model, data and optimizer (only --epochs, --backend, --device, output and "
-                f"logging may change)"
+            raise C.UsageError(
+                key,
+                f"{value} differs from the run's {saved.get(key)} in {args.resume}: a resumed run keeps its "
+                f"model, data and optimizer (only --epochs, --backend, --device, output and logging may change)",
             )
     return {**saved, **{k: given[k] for k in ("epochs", "backend") if k in given}}
 
@@ -633,9 +637,10 @@ def _resumed_config(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, 
 def _refuse_existing(path: str | None) -> None:
     """A new run does not overwrite a checkpoint: that is what --resume is for."""
     if path is not None and pathlib.Path(path).exists():
-        raise ValueError(
-            f"--checkpoint {path} already exists: continue that run with `xpnet train --resume {path}`, "
-            f"or remove the file to start over"
+        raise C.UsageError(
+            "checkpoint",
+            f"{path} already exists: continue that run with `xpnet train --resume {path}`, "
+            f"or remove the file to start over",
         )
 
 

@@ -159,6 +159,16 @@ def check_model_options(cfg: dict[str, Any], given: Iterable[str]) -> None:
             raise UsageError(key, f"the {cfg['model']} model cannot take it (mlp only; {cfg['model']} takes {takes})")
 
 
+def check_unused_options(cfgs: Iterable[dict[str, Any]], given: Iterable[str]) -> None:
+    """Refuse options that no run would use, rather than ignore them: ``--hswish-n`` without the
+    hswish activation, ``--data-path`` with only the embedded digits (which need no files)."""
+    cfgs, given = list(cfgs), set(given)
+    if "hswish_n" in given and not any(str(c.get("activation", "")).lower().replace("-", "") == "hswish" for c in cfgs):
+        raise UsageError("hswish_n", "only the hswish activation takes it (add --activation hswish)")
+    if "data_path" in given and all(c.get("dataset") == "digits" for c in cfgs):
+        raise UsageError("data_path", "the embedded digits need no files; it is for --dataset mnist or fashion-mnist")
+
+
 def resolve(name: str | None, device: Any, option: str = "backend") -> B.Backend:
     """The backend ``name`` (``None``: ``$XPNET_BACKEND``, else numpy); ``name:device`` is accepted."""
     if name is None:
