@@ -28,6 +28,7 @@ import pathlib
 import platform
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,16 @@ from .experiments import (
     within,
 )
 from .history import History
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C (not "one failed run" among others): the command stops,
+    says how to resume and exits 143. Runs already handed to the worker processes may still finish, and are
+    kept, before it exits."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
 
 THREAD_VARS = (
     "OMP_NUM_THREADS",
@@ -389,6 +400,7 @@ def run(
                 err = fut.exception()
                 report(k, futures[fut], None if err else fut.result(), err)
         except KeyboardInterrupt:  # finished runs are on disk; the same command resumes
+            # runs already handed to the workers may still finish (and are kept) before the process exits
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
@@ -683,6 +695,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # not one failed run among others: the end of all
     try:
         if args.command == "list":
             for t in TABLES.values():
@@ -749,9 +762,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"xpnet.reproduce: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("xpnet.reproduce: interrupted; finished runs are kept, rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        why = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"xpnet.reproduce: {why}; finished runs are kept, rerun the same command to resume", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _render_cmd(tables: Sequence[Table], out: pathlib.Path) -> int:
