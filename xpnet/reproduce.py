@@ -49,6 +49,7 @@ from .experiments import (
 )
 from .history import History
 
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like Ctrl-C (not "one failed run" among others): the command stops,
     says how to resume and exits 143. Runs already handed to the worker processes may still finish, and are
