@@ -15,6 +15,7 @@ import pathlib
 import platform
 import sys
 import tempfile
+import time
 from importlib import metadata
 
 
@@ -52,7 +53,8 @@ def main(argv: list[str]) -> int:
         if code:
             return code
         runs = json.loads(raw.read_text())
-    record = {"command": "xpnet " + " ".join(args), "machine": machine(), "versions": versions(),
+    record = {"command": "xpnet " + " ".join(args), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "machine": machine(), "versions": versions(),
               "runs": runs if isinstance(runs, list) else [runs]}
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"raw history written to {out}")
