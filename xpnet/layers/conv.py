@@ -15,11 +15,12 @@ def pair(v: int | tuple[int, int]) -> tuple[int, int]:
 
 
 class Convolution(Layer):
-    """2-D convolution: ``Y_n = W_col·col_n + b`` with ``W`` of shape ``(FN, C, KH, KW)``, ``W_col`` its
-    ``(FN, C·KH·KW)`` reshape and ``col_n = im2col(X)_n`` of shape ``(C·KH·KW, OH·OW)``.
+    """2-D convolution: ``Y_n = [W_col | b]·[col_n; 1]`` with ``W`` of shape ``(FN, C, KH, KW)``, ``W_col``
+    its ``(FN, C·KH·KW)`` reshape and ``col_n = im2col(X)_n`` of shape ``(C·KH·KW, OH·OW)``: the bias rides
+    in the matrix product on a row of ones kept in the column workspace (no separate pass to add it).
 
-    Backward: ``dW = Σ_n dY_n·col_nᵀ``, ``db = Σ dY``, and ``dX`` routed per kernel position k as
-    ``W_kᵀ·dY`` slice-added at k's windows (no ``(N, C·KH·KW, OH·OW)`` column gradient is built).
+    Backward: ``[dW | db] = Σ_n dY_n·[col_n; 1]ᵀ`` (the same augmented columns), and ``dX`` routed per
+    kernel position k as ``W_kᵀ·dY`` slice-added at k's windows (no column gradient is built).
     A training forward fills a workspace reused from step to step (released by :meth:`clear`); an
     evaluation forward (``train=False``) keeps nothing. Kernels may be non-square (``kernel_size=(3, 5)``);
     ``init`` as :class:`Affine` with fan-in ``C·KH·KW``.
@@ -45,7 +46,7 @@ class Convolution(Layer):
         fan_in = self.in_channels * kh * kw
         self.W = init_weight(self.backend, (self.out_channels, self.in_channels, kh, kw), fan_in, init)
         self.b = zeros(self.backend, (self.out_channels,))
-        self.ones, self.ones_pixels = Ones(), Ones()  # for db = ones_N·(dY·ones_P)
+        self.ones = Ones()  # for Σ_n
         self.workspace: Any = None
         self.clear()
 
@@ -68,13 +69,18 @@ class Convolution(Layer):
             raise self._mismatch(f"(N, {self.in_channels}, H >= {kh - 2 * p}, W >= {kw - 2 * p})", ("N", *shape))
         return (self.out_channels, oh, ow)
 
-    def _workspace(self, x: Any, oh: int, ow: int) -> Any:
-        """The ``(N, C, KH·KW, OH, OW)`` column buffer, reused while the batch shape, dtype and device stay."""
-        shape = (x.shape[0], self.in_channels, self.kernel_size[0] * self.kernel_size[1], oh, ow)
-        ws = self.workspace
+    def _workspace(self, x: Any, oh: int, ow: int, train: bool) -> Any:
+        """The ``(N, C·KH·KW + 1, OH, OW)`` column buffer whose last row is ones; a training forward reuses
+        it while the batch shape, dtype and device stay (an evaluation forward takes a fresh one)."""
+        ckk = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        shape = (x.shape[0], ckk + 1, oh, ow)
+        ws = self.workspace if train else None
         if ws is None or tuple(ws.shape) != shape or ws.dtype != x.dtype or not self.backend.owns(ws):
             self.workspace = ws = None  # free the old one before allocating
-            ws = self.workspace = self.xp.empty(shape, dtype=x.dtype, device=x.device)
+            ws = self.xp.empty(shape, dtype=x.dtype, device=x.device)
+            ws[:, ckk, ...] = 1.0
+            if train:
+                self.workspace = ws
         return ws
 
     def forward(self, x: Any, train: bool = True) -> Any:
@@ -83,9 +89,9 @@ class Convolution(Layer):
             raise self._mismatch(f"(N, {self.in_channels}, H, W)", tuple(x.shape))
         (kh, kw), s, p = self.kernel_size, self.stride, self.pad
         oh, ow = output_hw(x.shape[2], x.shape[3], kh, kw, s, p)
-        col, _, _ = im2col(xp, x, kh, kw, s, p, out=self._workspace(x, oh, ow) if train else None)
-        out = xp.reshape(self.W, (self.out_channels, -1)) @ col  # (N, FN, OH·OW): NCHW, no transpose
-        out += xp.reshape(self.b, (-1, 1))
+        col, _, _ = im2col(xp, x, kh, kw, s, p, out=self._workspace(x, oh, ow, train))
+        w_b = xp.concat([xp.reshape(self.W, (self.out_channels, -1)), xp.reshape(self.b, (-1, 1))], axis=1)
+        out = w_b @ col  # (N, FN, OH·OW): NCHW, bias included, no transpose
         self.col: Any = col if train else None
         self.x_shape: tuple[int, ...] = tuple(x.shape) if train else ()
         return xp.reshape(out, (x.shape[0], self.out_channels, oh, ow))
@@ -97,9 +103,11 @@ class Convolution(Layer):
         n, fn = dout.shape[0], self.out_channels
         dy = xp.reshape(dout, (n, fn, -1))  # (N, FN, OH·OW)
         self.dW = self.db = None  # free last step's gradients first
-        per_image = xp.reshape(dy @ xp.matrix_transpose(col), (n, -1))  # dY_n·col_nᵀ, (N, FN·C·KH·KW)
-        self.dW = xp.reshape(column_sums(self.backend, self.ones, per_image), self.W.shape)
-        self.db = column_sums(self.backend, self.ones, dy @ self.ones_pixels.get(self.backend, dy.shape[2], dy.dtype))
+        ckk = col.shape[1] - 1
+        per_image = xp.reshape(dy @ xp.matrix_transpose(col), (n, -1))  # dY_n·[col_n; 1]ᵀ, (N, FN·(CKK+1))
+        dw_b = xp.reshape(column_sums(self.backend, self.ones, per_image), (fn, ckk + 1))
+        self.dW = xp.reshape(dw_b[:, :ckk], self.W.shape)
+        self.db = dw_b[:, ckk]
         if not self.input_grad:
             return None
         (kh, kw), c = self.kernel_size, self.in_channels

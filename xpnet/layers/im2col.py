@@ -54,19 +54,21 @@ def regions(kh: int, kw: int, oh: int, ow: int, stride: int) -> list[tuple[slice
 def im2col(xp: Any, x: Any, kh: int, kw: int, stride: int, pad: int, out: Any = None) -> tuple[Any, int, int]:
     """``(N, C, H, W)`` → columns ``(N, C·KH·KW, OH·OW)``, and ``OH, OW``.
 
-    ``out``: an optional ``(N, C, KH·KW, OH, OW)`` workspace of x's dtype and device, filled in place
-    (reusing it saves a fresh allocation, and its page faults, per call); by default a new stack.
+    ``out``: an optional ``(N, R, OH, OW)`` workspace of x's dtype and device with ``R >= C·KH·KW`` rows;
+    its first ``C·KH·KW`` rows are filled in place (reusing it saves a fresh allocation, and its page
+    faults, per call) and the whole workspace is returned as ``(N, R, OH·OW)`` — the rows after them are the
+    caller's (the convolution keeps a row of ones there for its bias). By default a new stack.
     """
     n, c, h, w = x.shape
     oh, ow = output_hw(h, w, kh, kw, stride, pad)
     xpad = pad_nchw(xp, x, pad)
     views = [xpad[r] for r in regions(kh, kw, oh, ow, stride)]
     if out is None:
-        out = xp.stack(views, axis=2)
-    else:
-        for k, v in enumerate(views):
-            out[:, :, k, ...] = v
-    return xp.reshape(out, (n, c * kh * kw, oh * ow)), oh, ow
+        return xp.reshape(xp.stack(views, axis=2), (n, c * kh * kw, oh * ow)), oh, ow
+    kk = kh * kw
+    for k, v in enumerate(views):
+        out[:, k : c * kk : kk, ...] = v  # rows c·KK + k for every channel c (C outermost)
+    return xp.reshape(out, (n, out.shape[1], oh * ow)), oh, ow
 
 
 def accumulate(
