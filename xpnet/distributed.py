@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 import traceback
 import warnings
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -221,14 +222,15 @@ class MPICommunicator(Communicator):
         return tuple(float(v) for v in total)
 
     def abort(self, message: str, code: int = 1) -> NoReturn:
-        print(
-            f"{message}\n" if message else "",
-            f"xpnet: stopping all {self.size} ranks (MPI_Abort from rank {self.rank})",
-            sep="",
-            file=sys.stderr,
-            flush=True,
+        # one write: print() writes its parts one by one, and another rank's MPI_Abort can kill this process
+        # between them (seen in CI: the message came out without the "stopping" line)
+        sys.stderr.write(
+            (f"{message}\n" if message else "")
+            + f"xpnet: stopping all {self.size} ranks (MPI_Abort from rank {self.rank})\n"
         )
+        sys.stderr.flush()
         sys.stdout.flush()
+        time.sleep(0.5)  # let the launcher forward these lines before MPI_Abort tears the job down
         self.comm.Abort(code)
         raise SystemExit(code)  # not reached: MPI_Abort ends the process
 
