@@ -257,17 +257,8 @@ def test_xpnet_backend_is_honoured(value):
 
 
 def test_compare_prints_a_line_per_run_and_history_csv_json(tmp_path):
-    run = xpnet_cli(
-        "compare",
-        "--activation",
-        "relu,tanh",
-        "--hidden",
-        "10",
-        "--epochs",
-        "2",
-        "--history",
-        str(tmp_path / "runs.csv"),
-    )
+    two_runs = ("compare", "--activation", "relu,tanh", "--hidden", "10", "--epochs", "2")
+    run = xpnet_cli(*two_runs, "--history", str(tmp_path / "runs.csv"))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert [line.split(" ")[0] for line in lines if line.startswith("[")] == ["[1/2]", "[2/2]"]
@@ -275,18 +266,7 @@ def test_compare_prints_a_line_per_run_and_history_csv_json(tmp_path):
     assert len(lines) == 2 + 4  # two progress lines, the table (header, rule, two rows)
     runs = load_histories(tmp_path / "runs.csv")
     assert list(runs) == ["activation=relu", "activation=tanh"] and len(runs["activation=tanh"]) == 2
-    verbose = xpnet_cli(
-        "compare",
-        "--activation",
-        "relu,tanh",
-        "--hidden",
-        "10",
-        "--epochs",
-        "2",
-        "--verbose",
-        "--history",
-        str(tmp_path / "runs.json"),
-    )
+    verbose = xpnet_cli(*two_runs, "--verbose", "--history", str(tmp_path / "runs.json"))
     assert sum(line.startswith("epoch") for line in verbose.stdout.splitlines()) == 4
     saved = load_histories(tmp_path / "runs.json")
     assert saved["activation=relu"].test_acc == runs["activation=relu"].test_acc  # same seed, same numbers

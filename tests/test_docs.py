@@ -160,6 +160,13 @@ def _pages(langs):
     return [pytest.param(p, id=p.name) for p in PAGES if any(b.lang in langs for b in blocks(p))]
 
 
+def _python(folder, *args):
+    """``python *args`` in ``folder`` with the docs' environment, output captured."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=folder, env=_env(folder), capture_output=True, text=True, timeout=900, check=False
+    )
+
+
 @pytest.mark.parametrize("page", _pages({"python"}))
 def test_python_blocks_run(page, tmp_path):
     chosen, skipped, after = [], [], None
@@ -178,15 +185,7 @@ def test_python_blocks_run(page, tmp_path):
         "    try:\n        exec(compile(code, label, 'exec'), ns)\n"
         "    except BaseException:\n        traceback.print_exc()\n        sys.exit(f'FAILED: the block at {label}')\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    run = _python(tmp_path, "-c", script)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
 
 
@@ -204,15 +203,7 @@ def test_shell_commands_run(page, tmp_path):
                 skipped.append(reason)
                 continue
             short = shorten_command(argv)
-            run = subprocess.run(
-                [sys.executable, "-m", "xpnet", *short[1:]],
-                cwd=tmp_path,
-                env=_env(tmp_path),
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
+            run = _python(tmp_path, "-m", "xpnet", *short[1:])
             assert run.returncode == 0, (
                 f"{b.page}:{b.line}: {shlex.join(short)}\n{run.stdout[-2000:]}{run.stderr[-3000:]}"
             )

@@ -19,17 +19,19 @@ def _modules():
             yield path
 
 
+def _absolute_imports(path):
+    """The modules ``path`` imports by absolute name (``import a.b``, ``from a.b import c``), anywhere in it."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+
+
 @pytest.mark.parametrize("path", list(_modules()), ids=lambda p: str(p.relative_to(PKG)))
 def test_no_array_library_imports(path):
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        for n in names:
-            assert n.split(".")[0] not in FORBIDDEN, f"{path.name} imports {n}"
+    for n in _absolute_imports(path):
+        assert n.split(".")[0] not in FORBIDDEN, f"{path.name} imports {n}"
 
 
 def test_the_check_sees_the_modules():
@@ -71,15 +73,9 @@ def test_device_libraries_are_imported_by_their_adapters_only(path):
     """CuPy, cupyx and array-api-strict appear only in xpnet/backends/; torch only there and as the
     benchmark's peer (bench.py, which times PyTorch eager beside xpnet)."""
     allowed = {"torch"} if path.name == "bench.py" else set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        for n in names:
-            top = n.split(".")[0]
-            assert top not in {"cupy", "cupyx", "torch", "array_api_strict"} - allowed, f"{path.name} imports {n}"
+    for n in _absolute_imports(path):
+        top = n.split(".")[0]
+        assert top not in {"cupy", "cupyx", "torch", "array_api_strict"} - allowed, f"{path.name} imports {n}"
 
 
 def test_the_backends_package_is_at_the_bottom():
