@@ -162,3 +162,16 @@ def test_pooling_that_tiles_its_input_exactly(backend, rng, pool):
     model = xpnet.Sequential([pool(2, 2), L.Flatten(), L.Affine(2 * 3 * 3, 3)], input_shape=(2, 6, 6), input_grad=True)
     x, t = rng.standard_normal((2, 2, 6, 6)), np.array([1, 2])
     assert_input_gradient(model, x, t)
+
+
+def test_the_column_workspace_is_reused_by_training_and_released_by_evaluation():
+    layer = L.Convolution(2, 3, 3, pad=1)
+    x = xpnet.asarray(np.random.default_rng(0).standard_normal((4, 2, 5, 5)))
+    y = layer.forward(x)
+    ws = layer.workspace
+    assert ws is not None and tuple(ws.shape) == (4, 2 * 9 + 1, 5, 5)
+    layer.forward(x)
+    assert layer.workspace is ws  # same batch shape: reused
+    y_eval = layer.forward(x, train=False)  # an evaluation keeps nothing batch-sized
+    assert layer.workspace is None
+    np.testing.assert_allclose(xpnet.to_numpy(y_eval), xpnet.to_numpy(y), rtol=1e-6, atol=1e-6)

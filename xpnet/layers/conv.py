@@ -69,18 +69,16 @@ class Convolution(Layer):
             raise self._mismatch(f"(N, {self.in_channels}, H >= {kh - 2 * p}, W >= {kw - 2 * p})", ("N", *shape))
         return (self.out_channels, oh, ow)
 
-    def _workspace(self, x: Any, oh: int, ow: int, train: bool) -> Any:
-        """The ``(N, C·KH·KW + 1, OH, OW)`` column buffer whose last row is ones; a training forward reuses
-        it while the batch shape, dtype and device stay (an evaluation forward takes a fresh one)."""
+    def _workspace(self, x: Any, oh: int, ow: int) -> Any:
+        """The ``(N, C·KH·KW + 1, OH, OW)`` column buffer whose last row is ones, reused while the batch
+        shape, dtype and device stay (an evaluation forward's :meth:`clear` releases it)."""
         ckk = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         shape = (x.shape[0], ckk + 1, oh, ow)
-        ws = self.workspace if train else None
+        ws = self.workspace
         if ws is None or tuple(ws.shape) != shape or ws.dtype != x.dtype or not self.backend.owns(ws):
             self.workspace = ws = None  # free the old one before allocating
-            ws = self.xp.empty(shape, dtype=x.dtype, device=x.device)
+            ws = self.workspace = self.xp.empty(shape, dtype=x.dtype, device=x.device)
             ws[:, ckk, ...] = 1.0
-            if train:
-                self.workspace = ws
         return ws
 
     def forward(self, x: Any, train: bool = True) -> Any:
@@ -89,7 +87,7 @@ class Convolution(Layer):
             raise self._mismatch(f"(N, {self.in_channels}, H, W)", tuple(x.shape))
         (kh, kw), s, p = self.kernel_size, self.stride, self.pad
         oh, ow = output_hw(x.shape[2], x.shape[3], kh, kw, s, p)
-        col, _, _ = im2col(xp, x, kh, kw, s, p, out=self._workspace(x, oh, ow, train))
+        col, _, _ = im2col(xp, x, kh, kw, s, p, out=self._workspace(x, oh, ow))
         w_b = xp.concat([xp.reshape(self.W, (self.out_channels, -1)), xp.reshape(self.b, (-1, 1))], axis=1)
         out = w_b @ col  # (N, FN, OH·OW): NCHW, bias included, no transpose
         self.col: Any = col if train else None
