@@ -21,7 +21,6 @@ class BackendUnavailableError(ImportError):
     """A known backend cannot be used here (library missing or no device)."""
 
 
-_REGISTRY: dict[str, type[Backend]] = {}  # adapter classes by library name, filled as they are defined
 _LIBRARY_OF_MODULE = {"numpy": "numpy", "cupy": "cupy", "torch": "torch", "array_api_strict": "array_api_strict"}
 
 
@@ -29,9 +28,10 @@ def adapter_of(x: Any) -> Backend | None:
     """The backend (library and device) an array lives on; ``None`` for host data that is not an
     array of a known library (lists, scalars)."""
     name = _LIBRARY_OF_MODULE.get(type(x).__module__.split(".")[0])
-    if name is None or (name == "numpy" and not isinstance(x, np.ndarray)) or name not in _REGISTRY:
+    adapters = {cls.name: cls for cls in Backend.__subclasses__()}  # the adapter modules define them
+    if name is None or (name == "numpy" and not isinstance(x, np.ndarray)) or name not in adapters:
         return None
-    cls = _REGISTRY[name]
+    cls = adapters[name]
     return cls.load() if name == "numpy" else cls.load(x.device)
 
 
@@ -51,11 +51,6 @@ class Backend:
     checker: ClassVar[bool] = False  # a conformance checker (slow), not a fast path
     numpy_allocator: ClassVar[bool] = False  # arrays allocated by NumPy (visible to tracemalloc)
     low_precision: ClassVar[tuple[str, ...]] = ("float16",)  # floating dtypes below float32 it has
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            _REGISTRY[cls.name] = cls  # for adapter_of: an adapter registers by being defined
 
     def __init__(self, xp: Any, device: Any, lib: Any, array_type: type) -> None:
         self.xp, self.device, self._lib, self._array_type = xp, device, lib, array_type
