@@ -19,6 +19,7 @@ CONV_CASES = {
     "stride2-pad1": dict(c=2, fn=3, k=3, stride=2, pad=1, hw=(6, 5), n=2),
     "non-square": dict(c=2, fn=2, k=(2, 3), stride=1, pad=1, hw=(4, 5), n=2),
     "batch-of-one": dict(c=3, fn=2, k=2, stride=1, pad=0, hw=(4, 4), n=1),
+    "pad-wider-than-kernel": dict(c=2, fn=2, k=(2, 3), stride=1, pad=2, hw=(3, 4), n=2),  # dY cropped for dX
 }
 
 
@@ -164,14 +165,20 @@ def test_pooling_that_tiles_its_input_exactly(backend, rng, pool):
     assert_input_gradient(model, x, t)
 
 
-def test_the_column_workspace_is_reused_by_training_and_released_by_evaluation():
-    layer = L.Convolution(2, 3, 3, pad=1)
-    x = xpnet.asarray(np.random.default_rng(0).standard_normal((4, 2, 5, 5)))
+def test_the_column_workspaces_are_reused_by_training_and_released_by_evaluation():
+    layer = L.Convolution(3, 2, 3, pad=1)
+    x = xpnet.asarray(np.random.default_rng(0).standard_normal((4, 3, 5, 5)))
+    dout = xpnet.asarray(np.ones((4, 2, 5, 5)))
     y = layer.forward(x)
     ws = layer.workspace
-    assert ws is not None and tuple(ws.shape) == (4, 2 * 9 + 1, 5, 5)
+    assert ws is not None and tuple(ws.shape) == (4, 3 * 9 + 1, 5, 5)  # the columns and the bias row
+    dx = layer.backward(dout)
+    gws = layer.grad_workspace  # stride 1, no more outputs than inputs: dX from dY's columns
+    assert gws is not None and tuple(gws.shape) == (4, 2 * 9, 5, 5)
+    np.testing.assert_allclose(xpnet.to_numpy(layer.backward(dout)), xpnet.to_numpy(dx))  # backward repeats
     layer.forward(x)
-    assert layer.workspace is ws  # same batch shape: reused
+    layer.backward(dout)
+    assert layer.workspace is ws and layer.grad_workspace is gws  # same batch shape: reused
     y_eval = layer.forward(x, train=False)  # an evaluation keeps nothing batch-sized
-    assert layer.workspace is None
+    assert layer.workspace is None and layer.grad_workspace is None
     np.testing.assert_allclose(xpnet.to_numpy(y_eval), xpnet.to_numpy(y), rtol=1e-6, atol=1e-6)

@@ -1,9 +1,12 @@
 """im2col / col2im (the book's ch. 7) with strided slices only: a convolution becomes one batched matrix product.
 
-Layout (transpose-free): the KH·KW shifted views of the padded input are stacked on **axis 2**,
-``(N, C, KH·KW, OH, OW)``, which reshapes without a copy to ``(N, C·KH·KW, OH·OW)`` with C outermost
-(matching ``W.reshape(FN, C·KH·KW)``). ``W_col @ col`` is then one batched matmul that yields
-``(N, FN, OH·OW)`` = NCHW directly: no transposed copy of the columns or of the output.
+Layout (transpose-free): the KH·KW shifted views of the padded input are stacked on **axis 1**,
+``(N, KH·KW, C, OH, OW)``, which reshapes without a copy to ``(N, KH·KW·C, OH·OW)`` with the kernel
+position outermost (row ``k·C + c``; the matching weight matrix is ``W`` permuted to ``(FN, KH, KW, C)``,
+a small copy). Each kernel position then fills one contiguous block of rows (on NumPy, DeepConvNet's
+second convolution: 3.4 ms instead of 5.9 for rows interleaved by channel), and ``W_col @ col`` is one
+batched matmul that yields ``(N, FN, OH·OW)`` = NCHW directly: no transposed copy of the columns or of
+the output.
 
 Python loops run over the kernel window only (KH·KW slices), never over the batch or the output
 pixels. No scatter: col2im accumulates overlapping windows with in-place slice adds ``dx[s] += piece``.
@@ -34,13 +37,19 @@ def output_hw(h: int, w: int, kh: int, kw: int, stride: int, pad: int) -> tuple[
     return oh, ow
 
 
-def pad_nchw(xp: Any, x: Any, pad: int) -> Any:
-    """``x`` with ``pad`` zeros around its last two axes (``x`` itself when ``pad == 0``)."""
-    if not pad:
+def pad_nchw(xp: Any, x: Any, pad: int, pad_w: int | None = None) -> Any:
+    """``x`` with ``pad`` zeros above and below and ``pad_w`` (default ``pad``) left and right; a negative
+    amount crops that many rows or columns from both sides instead. ``x`` itself when both are 0."""
+    ph, pw = pad, pad if pad_w is None else pad_w
+    if ph < 0 or pw < 0:  # crop first, then pad what is positive
+        _, _, h, w = x.shape
+        x = x[:, :, max(-ph, 0) : h - max(-ph, 0), max(-pw, 0) : w - max(-pw, 0)]
+        ph, pw = max(ph, 0), max(pw, 0)
+    if not (ph or pw):
         return x
     n, c, h, w = x.shape
-    padded = xp.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device)
-    padded[:, :, pad : pad + h, pad : pad + w] = x
+    padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype, device=x.device)
+    padded[:, :, ph : ph + h, pw : pw + w] = x
     return padded
 
 
@@ -52,10 +61,10 @@ def regions(kh: int, kw: int, oh: int, ow: int, stride: int) -> list[tuple[slice
 
 
 def im2col(xp: Any, x: Any, kh: int, kw: int, stride: int, pad: int, out: Any = None) -> tuple[Any, int, int]:
-    """``(N, C, H, W)`` → columns ``(N, C·KH·KW, OH·OW)``, and ``OH, OW``.
+    """``(N, C, H, W)`` → columns ``(N, KH·KW·C, OH·OW)`` (row ``k·C + c``), and ``OH, OW``.
 
-    ``out``: an optional ``(N, R, OH, OW)`` workspace of x's dtype and device with ``R >= C·KH·KW`` rows;
-    its first ``C·KH·KW`` rows are filled in place (reusing it saves a fresh allocation, and its page
+    ``out``: an optional ``(N, R, OH, OW)`` workspace of x's dtype and device with ``R >= KH·KW·C`` rows;
+    its first ``KH·KW·C`` rows are filled in place (reusing it saves a fresh allocation, and its page
     faults, per call) and the whole workspace is returned as ``(N, R, OH·OW)`` — the rows after them are the
     caller's (the convolution keeps a row of ones there for its bias). By default a new stack.
     """
@@ -64,10 +73,9 @@ def im2col(xp: Any, x: Any, kh: int, kw: int, stride: int, pad: int, out: Any = 
     xpad = pad_nchw(xp, x, pad)
     views = [xpad[r] for r in regions(kh, kw, oh, ow, stride)]
     if out is None:
-        return xp.reshape(xp.stack(views, axis=2), (n, c * kh * kw, oh * ow)), oh, ow
-    kk = kh * kw
+        return xp.reshape(xp.stack(views, axis=1), (n, kh * kw * c, oh * ow)), oh, ow
     for k, v in enumerate(views):
-        out[:, k : c * kk : kk, ...] = v  # rows c·KK + k for every channel c (C outermost)
+        out[:, k * c : (k + 1) * c, ...] = v  # rows k·C + c: one contiguous block per kernel position
     return xp.reshape(out, (n, out.shape[1], oh * ow)), oh, ow
 
 
@@ -93,9 +101,9 @@ def accumulate(
 
 
 def col2im(xp: Any, col: Any, shape: tuple[int, ...], kh: int, kw: int, stride: int, pad: int) -> Any:
-    """The adjoint of :func:`im2col`: columns ``(N, C·KH·KW, OH·OW)`` back to ``(N, C, H, W)``, overlapping
+    """The adjoint of :func:`im2col`: columns ``(N, KH·KW·C, OH·OW)`` back to ``(N, C, H, W)``, overlapping
     windows summed."""
     n, c, h, w = shape
     oh, ow = output_hw(h, w, kh, kw, stride, pad)
-    col = xp.reshape(col, (n, c, kh * kw, oh, ow))
-    return accumulate(xp, lambda k: col[:, :, k, ...], shape, kh, kw, stride, pad, col.dtype, col.device)
+    col = xp.reshape(col, (n, kh * kw, c, oh, ow))
+    return accumulate(xp, lambda k: col[:, k, ...], shape, kh, kw, stride, pad, col.dtype, col.device)
