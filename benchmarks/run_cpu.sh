@@ -4,13 +4,14 @@
 # Writes OUT_DIR/pytest-benchmark.json (raw pytest-benchmark output, numpy backend beside PyTorch eager),
 # OUT_DIR/bench.json + bench.txt (`xpnet bench`: interleaved rounds, min/median/max, peak memory, kernels),
 # OUT_DIR/epoch.json (one SimpleConvNet epoch on MNIST, xpnet vs PyTorch), OUT_DIR/layers.json + layers.txt
-# (each CNN layer's forward and backward alone: benchmarks/layer_profile.py) and OUT_DIR/env.txt.
+# (each CNN layer's forward and backward alone: benchmarks/layer_profile.py), OUT_DIR/bound.json + bound.txt
+# (DeepConvNet's convolution products in their best layouts: benchmarks/conv_gemm_bound.py) and OUT_DIR/env.txt.
 # Benchmarks only: the pinned OpenBLAS kernel of these machines is unset for every command
 # (never do this in tests or CI). ROUNDS=15 MIN_TIME=0.3 to tighten; EPOCH=0 to skip the epoch;
 # SUITE='numpy and (step or conv or layer_kernel)' narrows the pytest-benchmark stage (default: all numpy
 # cases), MAX_TIME its seconds per case (default 1); BENCH=0 skips the `xpnet bench` stage. env.txt is
 # appended to, one block per invocation. MNIST=DIR: the MNIST IDX folder (default: xpnet's search path);
-# REPEATS: epochs per framework (default 2); PROFILE=0 skips the per-layer profile.
+# REPEATS: epochs per framework (default 2); PROFILE=0 skips the per-layer profile, BOUND=0 the products' bound.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/bench-cpu-$(date +%F)}
@@ -34,6 +35,7 @@ run python -m pytest benchmarks -q -p no:cacheprovider -k "${SUITE:-numpy}" --be
     --benchmark-json "$out/pytest-benchmark.json" \
     | tee "$out/pytest-benchmark.txt"
 [ "${PROFILE:-1}" = 0 ] || run python benchmarks/layer_profile.py --json "$out/layers.json" | tee "$out/layers.txt"
+[ "${BOUND:-1}" = 0 ] || run python benchmarks/conv_gemm_bound.py --json "$out/bound.json" | tee "$out/bound.txt"
 if [ "${EPOCH:-1}" != 0 ]; then
   run python benchmarks/epoch_mnist.py ${MNIST:+"$MNIST"} --repeats "${REPEATS:-2}" --json "$out/epoch.json"
 fi

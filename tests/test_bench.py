@@ -137,3 +137,27 @@ def test_torch_peer_cnns_match_xpnet_shapes():
         x, _ = bench._data(name, 2)
         assert tuple(bench.torch_model(name)(torch.from_numpy(x)).shape) == (2, 10)
     bench.torch_step("cpu", "TinyConvNet", 4)()
+
+
+def test_conv_gemm_bound_script_writes_its_report(tmp_path):
+    """benchmarks/conv_gemm_bound.py times each convolution product in three layouts and sums the best."""
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "conv_gemm_bound.py"
+    out = tmp_path / "bound.json"
+    run = subprocess.run(
+        [sys.executable, str(script), "--models", "simple", "--rounds", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    (result,) = doc["results"]
+    (conv,) = result["layers"]  # SimpleConvNet's one convolution: no input gradient, so forward and dW only
+    assert set(conv["ms"]) == {"forward", "dW"}
+    assert all(set(t) == {"per-image", "channel-major", "pixel-major"} for t in conv["ms"].values())
+    assert result["best_layout_products_ms"] == pytest.approx(sum(min(t.values()) for t in conv["ms"].values()))
+    assert "blas" in doc and doc["command"].startswith("python")
