@@ -161,3 +161,20 @@ def test_conv_gemm_bound_script_writes_its_report(tmp_path):
     assert all(set(t) == {"per-image", "channel-major", "pixel-major"} for t in conv["ms"].values())
     assert result["best_layout_products_ms"] == pytest.approx(sum(min(t.values()) for t in conv["ms"].values()))
     assert "blas" in doc and doc["command"].startswith("python")
+
+
+def test_conv_input_gradient_script_compares_both_methods(tmp_path):
+    """benchmarks/conv_input_gradient.py times route and correlate on DeepConvNet's convolutions."""
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "conv_input_gradient.py"
+    out = tmp_path / "dx.json"
+    args = ["--batch", "2", "--rounds", "1", "--repeats", "1", "--json", str(out)]
+    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = json.loads(out.read_text())["results"]
+    assert len(rows) == 5  # DeepConvNet's convolutions after the first
+    assert [r["auto"] for r in rows] == ["correlate", "route", "correlate", "route", "correlate"]
+    assert all(set(r["backward_ms"]) == {"route", "correlate"} for r in rows)

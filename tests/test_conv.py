@@ -23,11 +23,20 @@ CONV_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CONV_CASES))
-def test_convolution_gradient_check(backend, rng, case):
+@pytest.mark.parametrize(
+    "case, method",
+    [
+        (case, m)
+        for case, p in CONV_CASES.items()
+        for m in ("auto", "route", "correlate")
+        if p["stride"] == 1 or m != "correlate"
+    ],
+)  # both input-gradient methods on every case they apply to (correlation: stride 1)
+def test_convolution_gradient_check(backend, rng, case, method):
     p = CONV_CASES[case]
     xpnet.set_default_dtype("float64")
     conv = L.Convolution(p["c"], p["fn"], p["k"], stride=p["stride"], pad=p["pad"])
+    conv.input_gradient_method = method
     shape = conv.output_shape((p["c"], *p["hw"]))
     model = xpnet.Sequential(
         [conv, L.Tanh(), L.Flatten(), L.Affine(int(np.prod(shape)), 3)], input_shape=(p["c"], *p["hw"]), input_grad=True
@@ -163,6 +172,18 @@ def test_pooling_that_tiles_its_input_exactly(backend, rng, pool):
     model = xpnet.Sequential([pool(2, 2), L.Flatten(), L.Affine(2 * 3 * 3, 3)], input_shape=(2, 6, 6), input_grad=True)
     x, t = rng.standard_normal((2, 2, 6, 6)), np.array([1, 2])
     assert_input_gradient(model, x, t)
+
+
+def test_input_gradient_method_is_checked():
+    x = xpnet.asarray(np.ones((1, 1, 5, 5)))
+    conv = L.Convolution(1, 1, 3, stride=2)
+    conv.input_gradient_method = "correlate"
+    conv.forward(x)
+    with pytest.raises(ValueError, match="needs stride 1"):
+        conv.backward(xpnet.asarray(np.ones((1, 1, 2, 2))))
+    conv.input_gradient_method = "fast"
+    with pytest.raises(ValueError, match="'auto', 'correlate' or 'route'"):
+        conv.backward(xpnet.asarray(np.ones((1, 1, 2, 2))))
 
 
 def test_the_column_workspaces_are_reused_by_training_and_released_by_evaluation():

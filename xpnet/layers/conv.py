@@ -31,6 +31,10 @@ class Convolution(Layer):
     """
 
     param_names = ("W", "b")
+    #: How backward computes dX: ``"auto"`` (correlation for stride 1 with no more output than input
+    #: channels, else routing), ``"correlate"`` (stride 1 only) or ``"route"``. Set on an instance or the
+    #: class to compare the two (``benchmarks/conv_input_gradient.py``); both give the same dX.
+    input_gradient_method: str = "auto"
 
     def __init__(
         self,
@@ -108,6 +112,7 @@ class Convolution(Layer):
         xp, col = self.xp, self.col
         if col is None:
             raise RuntimeError(f"layer {self.name}: backward() needs a forward pass with train=True first")
+        correlate = self.input_grad and self._correlates()  # a bad method is refused before any work
         n, fn = dout.shape[0], self.out_channels
         dy = xp.reshape(dout, (n, fn, -1))  # (N, FN, OH·OW)
         self.dW = self.db = None  # free last step's gradients first
@@ -119,7 +124,7 @@ class Convolution(Layer):
         self.db = dw_b[:, ckk]
         if not self.input_grad:
             return None
-        if self.stride == 1 and fn <= self.in_channels:  # its columns no larger than the forward's
+        if correlate:
             return self._input_gradient(dout)
         # W_kᵀ for every kernel position k as row blocks of one contiguous (KH·KW·C, FN) matrix (the reshape copies)
         w_k = xp.reshape(xp.permute_dims(xp.reshape(self.W, (fn, c, kh * kw)), (2, 1, 0)), (kh * kw * c, fn))
@@ -135,6 +140,17 @@ class Convolution(Layer):
             dout.dtype,
             dout.device,
         )
+
+    def _correlates(self) -> bool:
+        """Whether backward takes dX by correlation (see :attr:`input_gradient_method`)."""
+        method = self.input_gradient_method
+        if method not in ("auto", "correlate", "route"):
+            raise ValueError(f"input_gradient_method must be 'auto', 'correlate' or 'route', not {method!r}")
+        if method == "correlate" and self.stride != 1:
+            raise ValueError(f"layer {self.name}: input_gradient_method='correlate' needs stride 1, not {self.stride}")
+        if method == "auto":  # the correlation's columns no larger than the forward's
+            return self.stride == 1 and self.out_channels <= self.in_channels
+        return method == "correlate"
 
     def _input_gradient(self, dout: Any) -> Any:
         """Stride 1: ``dX = corr(pad(dY, K-1-pad), W')`` with ``W'[c, f, i, j] = W[f, c, KH-1-i, KW-1-j]``, in
