@@ -112,7 +112,8 @@ def gemm_products(model: Any, batch: int) -> list[tuple[tuple[int, ...], tuple[i
 
     Affine ``(N, I)·(I, O)``: forward X·W, dW = Xᵀ·dY, dX = dY·Wᵀ (not for layer 0). Convolution in
     its im2col form, batched over N: forward ``(F, CKK)·(N, CKK, P)``, dW ``(N, F, P)·(N, P, CKK)``,
-    dX ``(CKK, F)·(N, F, P)`` (not for layer 0).
+    dX ``(CKK, F)·(N, F, P)`` (not for layer 0; the correlation form a stride-1 convolution may use
+    instead, ``(C, KK·F)·(N, KK·F, H·W)``, has as many multiply-adds when the output keeps the input's size).
     """
     prods: list[tuple[tuple[int, ...], tuple[int, ...], bool]] = []
     for i, (layer, (_s_in, s_out)) in enumerate(zip(model.layers, model.shapes)):
