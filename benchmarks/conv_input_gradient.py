@@ -46,12 +46,15 @@ def compare(backend_name: str, rounds: int, repeats: int, batch: int = 100) -> l
                     best[method], minimum_ms(lambda layer=layer, dout=dout: layer.backward(dout), rounds)
                 )
         layer.input_gradient_method = "auto"
+        layer.clear()
+        layer.forward(x)
+        layer.backward(dout)  # auto's pick, seen from outside: only the correlation fills grad_workspace
         rows.append(
             {
                 "layer": layer.describe(),
                 "input": [batch, *in_shape],
                 "backward_ms": best,
-                "auto": "correlate" if layer._correlates() else "route",
+                "auto": "route" if layer.grad_workspace is None else "correlate",
                 "faster": min(best, key=best.get),
             }
         )
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = {
             "command": " ".join(["python", *sys.argv]),
+            "git": bench.git_commit(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "machine": platform.platform(),
             "python": platform.python_version(),

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = {
             "command": " ".join(["python", *sys.argv]),
+            "git": bench.git_commit(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "machine": platform.platform(),
             "python": platform.python_version(),

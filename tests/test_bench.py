@@ -160,7 +160,7 @@ def test_conv_gemm_bound_script_writes_its_report(tmp_path):
     assert set(conv["ms"]) == {"forward", "dW"}
     assert all(set(t) == {"per-image", "channel-major", "pixel-major"} for t in conv["ms"].values())
     assert result["best_layout_products_ms"] == pytest.approx(sum(min(t.values()) for t in conv["ms"].values()))
-    assert "blas" in doc and doc["command"].startswith("python")
+    assert "blas" in doc and doc["command"].startswith("python") and "git" in doc
 
 
 def test_conv_input_gradient_script_compares_both_methods(tmp_path):
@@ -178,3 +178,8 @@ def test_conv_input_gradient_script_compares_both_methods(tmp_path):
     assert len(rows) == 5  # DeepConvNet's convolutions after the first
     assert [r["auto"] for r in rows] == ["correlate", "route", "correlate", "route", "correlate"]
     assert all(set(r["backward_ms"]) == {"route", "correlate"} for r in rows)
+
+
+def test_git_commit_names_the_checkout_or_nothing():
+    commit = bench.git_commit()
+    assert commit is None or (len(commit) == 40 and int(commit, 16) >= 0)

@@ -174,6 +174,18 @@ def test_pooling_that_tiles_its_input_exactly(backend, rng, pool):
     assert_input_gradient(model, x, t)
 
 
+@pytest.mark.parametrize(
+    "c, fn, pad, method",
+    [(2, 2, 1, "correlate"), (2, 2, 0, "route"), (2, 4, 1, "route"), (8, 2, 0, "correlate")],
+)  # "auto" correlates where FN·H·W <= C·OH·OW: its columns no larger than the forward's
+def test_auto_input_gradient_picks_the_smaller_columns(c, fn, pad, method):
+    conv = L.Convolution(c, fn, 3, pad=pad)
+    x = xpnet.asarray(np.ones((2, c, 6, 6)))
+    y = conv.forward(x)
+    conv.backward(xpnet.asarray(np.ones(tuple(y.shape))))
+    assert (conv.grad_workspace is not None) == (method == "correlate")
+
+
 def test_input_gradient_method_is_checked():
     x = xpnet.asarray(np.ones((1, 1, 5, 5)))
     conv = L.Convolution(1, 1, 3, stride=2)

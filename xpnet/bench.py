@@ -336,6 +336,24 @@ def blas_info() -> dict[str, Any]:
     return info
 
 
+def git_commit() -> str | None:
+    """The commit of the xpnet source tree running (``git rev-parse HEAD`` beside this file; ``None`` for an
+    installed copy or without git), for benchmark JSON files to name the code they measured."""
+    import subprocess
+
+    try:
+        run = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return run.stdout.strip() or None if run.returncode == 0 else None
+
+
 def describe_blas(info: dict[str, Any]) -> list[str]:
     lines = [
         f"BLAS: {b['internal_api']} {b['version']}, kernel {b['architecture']}, "

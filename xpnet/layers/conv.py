@@ -20,20 +20,21 @@ class Convolution(Layer):
     shape ``(KH·KW·C, OH·OW)``: the bias rides in the matrix product on a row of ones kept in the column
     workspace (no separate pass to add it).
 
-    Backward: ``[dW | db] = Σ_n dY_n·[col_n; 1]ᵀ`` (the same augmented columns). With stride 1 and no more
-    output than input channels, ``dX`` is the correlation of ``dY`` (padded by ``K-1-pad``) with the
-    kernels flipped and their channel axes swapped — a forward convolution again, one batched matmul over
-    im2col columns; otherwise ``W_kᵀ·dY`` for each kernel position k is slice-added at k's windows (on
-    NumPy that is faster where the output has more channels, whose columns would be the larger).
+    Backward: ``[dW | db] = Σ_n dY_n·[col_n; 1]ᵀ`` (the same augmented columns). With stride 1, where
+    its columns are no larger than the forward's (``FN·H·W <= C·OH·OW``), ``dX`` is the correlation of
+    ``dY`` (padded by ``K-1-pad``) with the kernels flipped and their channel axes swapped — a forward
+    convolution again, one batched matmul over im2col columns; otherwise ``W_kᵀ·dY`` for each kernel
+    position k is slice-added at k's windows (on NumPy the faster where the correlation's columns would
+    be the larger).
     The columns (and the input gradient's, where it has them) live in workspaces reused from step to step
     (:meth:`clear` releases them); an evaluation forward (``train=False``) keeps nothing. Kernels may be
     non-square (``kernel_size=(3, 5)``); ``init`` as :class:`Affine` with fan-in ``C·KH·KW``.
     """
 
     param_names = ("W", "b")
-    #: How backward computes dX: ``"auto"`` (correlation for stride 1 with no more output than input
-    #: channels, else routing), ``"correlate"`` (stride 1 only) or ``"route"``. Set on an instance or the
-    #: class to compare the two (``benchmarks/conv_input_gradient.py``); both give the same dX.
+    #: How backward computes dX: ``"auto"`` (correlation for stride 1 where its columns are no larger than
+    #: the forward's, ``FN·H·W <= C·OH·OW``; else routing), ``"correlate"`` (stride 1 only) or ``"route"``.
+    #: Set on an instance or the class to compare them (``benchmarks/conv_input_gradient.py``); same dX.
     input_gradient_method: str = "auto"
 
     def __init__(
@@ -112,7 +113,7 @@ class Convolution(Layer):
         xp, col = self.xp, self.col
         if col is None:
             raise RuntimeError(f"layer {self.name}: backward() needs a forward pass with train=True first")
-        correlate = self.input_grad and self._correlates()  # a bad method is refused before any work
+        correlate = self._correlates(dout.shape[2] * dout.shape[3])  # a bad method is refused before any work
         n, fn = dout.shape[0], self.out_channels
         dy = xp.reshape(dout, (n, fn, -1))  # (N, FN, OH·OW)
         self.dW = self.db = None  # free last step's gradients first
@@ -141,21 +142,22 @@ class Convolution(Layer):
             dout.device,
         )
 
-    def _correlates(self) -> bool:
-        """Whether backward takes dX by correlation (see :attr:`input_gradient_method`)."""
+    def _correlates(self, out_pixels: int) -> bool:
+        """Whether backward takes dX by correlation (see :attr:`input_gradient_method`), for an output of
+        ``out_pixels = OH·OW`` per channel."""
         method = self.input_gradient_method
         if method not in ("auto", "correlate", "route"):
             raise ValueError(f"input_gradient_method must be 'auto', 'correlate' or 'route', not {method!r}")
         if method == "correlate" and self.stride != 1:
             raise ValueError(f"layer {self.name}: input_gradient_method='correlate' needs stride 1, not {self.stride}")
-        if method == "auto":  # the correlation's columns no larger than the forward's
-            return self.stride == 1 and self.out_channels <= self.in_channels
+        if method == "auto":  # the correlation's columns (FN·H·W per kernel position) no larger than the forward's
+            _, _, h, w = self.x_shape
+            return self.stride == 1 and self.out_channels * h * w <= self.in_channels * out_pixels
         return method == "correlate"
 
     def _input_gradient(self, dout: Any) -> Any:
         """Stride 1: ``dX = corr(pad(dY, K-1-pad), W')`` with ``W'[c, f, i, j] = W[f, c, KH-1-i, KW-1-j]``, in
-        the forward's im2col form (on NumPy, DeepConvNet's second convolution: 9 ms instead of 25 for the
-        slice-added routing)."""
+        the forward's im2col form (both methods timed: ``benchmarks/conv_input_gradient.py``)."""
         xp, (kh, kw), fn = self.xp, self.kernel_size, self.out_channels
         n, c, h, w = self.x_shape
         dy = pad_nchw(xp, dout, kh - 1 - self.pad, kw - 1 - self.pad)
