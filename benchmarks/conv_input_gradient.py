@@ -6,8 +6,9 @@ For each convolution of DeepConvNet that computes an input gradient (``--batch``
 ``backward`` (``dW``, ``db`` and ``dX``; only ``dX`` differs) with ``input_gradient_method`` set to
 ``"route"`` (``W_kᵀ·dY`` slice-added at each kernel position's windows) and to ``"correlate"`` (``dY``
 padded and correlated with the flipped kernels, one batched im2col product), each the minimum of
-``--rounds`` calls after one forward, alternated ``--repeats`` times; and which one ``"auto"`` picks.
-The JSON names the machine, versions, BLAS kernel and command.
+``--rounds`` calls (each ending with a device synchronisation, for GPU backends) after one forward,
+alternated ``--repeats`` times; and which one ``"auto"`` picks. The JSON names the machine, versions,
+BLAS kernel, git commit and command.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from xpnet import bench
 
 
 def compare(backend_name: str, rounds: int, repeats: int, batch: int = 100) -> list[dict]:
-    xpnet.set_backend(backend_name)
+    backend = xpnet.set_backend(backend_name)
     xpnet.seed(0)
     model = xpnet.models.deep_cnn()
     rng = np.random.default_rng(0)
@@ -43,7 +44,8 @@ def compare(backend_name: str, rounds: int, repeats: int, batch: int = 100) -> l
                 layer.input_gradient_method = method
                 layer.forward(x)
                 best[method] = min(
-                    best[method], minimum_ms(lambda layer=layer, dout=dout: layer.backward(dout), rounds)
+                    best[method],
+                    minimum_ms(lambda layer=layer, dout=dout: (layer.backward(dout), backend.synchronize()), rounds),
                 )
         layer.input_gradient_method = "auto"
         layer.clear()
