@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -118,14 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PyTorch's whole step: {torch_ms:.1f} ms" if torch_ms is not None else "PyTorch: not installed")
     if args.json:
         doc = {
-            "command": " ".join(["python", *sys.argv]),
-            "git": bench.git_commit(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "machine": platform.platform(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "xpnet": xpnet.__version__,
-            "blas": bench.blas_info(),
+            **bench.run_record(),
             "rounds": args.rounds,
             "results": results,
         }

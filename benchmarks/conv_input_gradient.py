@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
-import time
 
 import numpy as np
 from layer_profile import minimum_ms
@@ -80,14 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['layer'][:52]:52s} {ms['route']:7.2f} / {ms['correlate']:7.2f}  auto: {r['auto']}{mark}")
     if args.json:
         doc = {
-            "command": " ".join(["python", *sys.argv]),
-            "git": bench.git_commit(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "machine": platform.platform(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "xpnet": xpnet.__version__,
-            "blas": bench.blas_info(),
+            **bench.run_record(),
             "backend": args.backend,
             "rounds": args.rounds,
             "repeats": args.repeats,

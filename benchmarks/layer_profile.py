@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -75,14 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.json:
         doc = {
-            "command": " ".join(["python", *sys.argv]),
-            "git": bench.git_commit(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "machine": platform.platform(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "xpnet": xpnet.__version__,
-            "blas": bench.blas_info(),
+            **bench.run_record(),
             "rounds": args.rounds,
             "results": results,
         }

@@ -354,6 +354,27 @@ def git_commit() -> str | None:
     return run.stdout.strip() or None if run.returncode == 0 else None
 
 
+def run_record() -> dict[str, Any]:
+    """What a benchmark JSON file names about its run: the command line, the source commit, the date,
+    the machine, the Python, NumPy and xpnet versions and the BLAS (:func:`blas_info`)."""
+    return {
+        "command": " ".join(["python", *sys.argv]),
+        "git": git_commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "xpnet": _version(),
+        "blas": blas_info(),
+    }
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def describe_blas(info: dict[str, Any]) -> list[str]:
     lines = [
         f"BLAS: {b['internal_api']} {b['version']}, kernel {b['architecture']}, "
