@@ -58,7 +58,6 @@ class Convolution(Layer):
         self.ones = Ones()  # for Σ_n
         self.workspace: Any = None
         self.grad_workspace: Any = None
-        self.col_bias: Any = None
         self.clear()
 
     def config(self) -> dict[str, Any]:
@@ -97,10 +96,10 @@ class Convolution(Layer):
         (kh, kw), s, p = self.kernel_size, self.stride, self.pad
         oh, ow = output_hw(x.shape[2], x.shape[3], kh, kw, s, p)
         ckk = self.in_channels * kh * kw
+        previous = self.workspace
         ws = self._buffer("workspace", (x.shape[0], ckk + 1, oh, ow), x)
-        if ws is not self.col_bias:  # a new buffer: its last row, the bias's ones, is filled once
+        if ws is not previous:  # a new buffer: its last row, the bias's ones, is filled once
             ws[:, ckk, ...] = 1.0
-            self.col_bias = ws
         col, _, _ = im2col(xp, x, kh, kw, s, p, out=ws)
         w_col = xp.reshape(xp.permute_dims(self.W, (0, 2, 3, 1)), (self.out_channels, -1))  # (FN, KH·KW·C)
         w_b = xp.concat([w_col, xp.reshape(self.b, (-1, 1))], axis=1)
@@ -166,7 +165,7 @@ class Convolution(Layer):
         return xp.reshape(w_flip @ col, (n, c, h, w))
 
     def clear(self) -> None:
-        self.col = self.workspace = self.grad_workspace = self.col_bias = None
+        self.col = self.workspace = self.grad_workspace = None
 
 
 class Flatten(Layer):
