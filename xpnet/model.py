@@ -30,8 +30,11 @@ class Sequential:
     Args:
         layers: the layers, all created on the same backend.
         loss: the loss layer (default :class:`SoftmaxCrossEntropy`).
-        input_shape: per-sample input shape, e.g. ``(1, 28, 28)``; inferred from the first
-            layer that fixes one (``Affine``) when omitted. Used to check that layer sizes chain.
+        input_shape: per-sample input shape, e.g. ``(1, 28, 28)``. When omitted, it is what the first
+            layer fixes (an ``Affine`` first: ``(in_features,)``), else the shape of the first data the
+            model sees (:meth:`check_data`, :meth:`predict`, :meth:`accuracy`, ...), fixed from then on as
+            Keras builds on first call. Used to check that layer sizes chain; flat rows ``(N, C·H·W)``
+            given to a model whose image shape is known are reshaped to it.
         input_grad: compute ``dL/dx`` for the input too (off by default: nobody needs it and it
             is a whole matrix product).
     """
@@ -71,8 +74,11 @@ class Sequential:
 
     # -- structure ---------------------------------------------------------------------
     def _infer_shapes(self, input_shape: tuple[int, ...] | None) -> list[tuple[Any, Any]]:
-        """(input, output) per-sample shapes per layer; raises ValueError where sizes do not chain."""
-        shape = tuple(input_shape) if input_shape is not None else None
+        """(input, output) per-sample shapes per layer; raises ValueError where sizes do not chain.
+
+        Only the first layer's input shape (or ``input_shape``) is the model's; a later layer that fixes
+        its own (an ``Affine`` after convolutions) only lets the shapes after it be shown before data."""
+        shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
         shapes = []
         for layer in self.layers:
             if shape is None:
@@ -80,8 +86,34 @@ class Sequential:
             out = layer.output_shape(shape) if shape is not None else None
             shapes.append((shape, out))
             shape = out
-        self.input_shape = next((s for s, _ in shapes if s is not None), None)
+        self.input_shape = shapes[0][0]
         return shapes
+
+    def _fix_input_shape(self, shape: tuple[int, ...]) -> None:
+        """Fix the model's input shape from the first data it sees (every layer's shapes then follow);
+        data the first layer cannot take fixes nothing and raises a ValueError that says what to do."""
+        try:
+            shapes = self._infer_shapes(shape)
+        except ValueError as e:
+            self.input_shape = None
+            # the first layer that decides what the input must be: one that takes images, or one that fixes a shape
+            decider = next(la for la in self.layers if la.takes_images or la.input_shape() is not None)
+            if len(shape) == 1 and decider.takes_images:
+                raise ValueError(
+                    f"inputs are flat rows of {shape[0]} features per sample, but layer {decider.name}, "
+                    f"{decider.describe()}, takes images (N, C, H, W): load images (e.g. load_mnist(flatten=False)) "
+                    f"or build the model with input_shape=(C, H, W) (e.g. (1, 28, 28)), and flat rows are reshaped "
+                    f"to it"
+                ) from None
+            raise ValueError(f"inputs of shape {shape} per sample do not fit this model: {e}") from None
+        self.shapes = shapes
+
+    def _image_rows(self, x: Any, shape: tuple[int, ...]) -> Any:
+        """Flat rows ``(N, C·H·W)`` reshaped to the model's image shape (where it is known and sizes match)."""
+        built = self.input_shape
+        if built is not None and len(built) > 1 and len(shape) == 1 and shape[0] == math.prod(built):
+            return self.backend.xp.reshape(x, (x.shape[0], *built))
+        return x
 
     @property
     def dtype(self) -> Any:
@@ -108,18 +140,30 @@ class Sequential:
 
     # -- data at the boundary -------------------------------------------------------------
     def _input(self, x: Any, flat: bool = False) -> Any:
-        """Input onto the model's backend and dtype, its per-sample shape checked against an image
-        ``input_shape`` the model was built for (and a flat one too with ``flat=True``; otherwise the first
-        layer's own check names the layer)."""
+        """Input onto the model's backend and dtype, its per-sample shape checked against the model's
+        ``input_shape`` (the first data fixes it where nothing else did). Flat rows given to a model of known
+        image shape are reshaped to it. A flat ``input_shape`` (an ``Affine`` first) takes any shape of as many
+        features; its mismatches are checked with ``flat=True`` (otherwise the first layer's check names it)."""
         x = self.backend.asarray(x, self.dtype, strict=True)
+        if x.ndim < 1:
+            raise ValueError(f"inputs must be an array of samples (N, ...), got a {x.ndim}-d array")
+        shape = tuple(x.shape[1:])
+        if self.input_shape is None:
+            self._fix_input_shape(shape)
+        x = self._image_rows(x, shape)
         shape, built = tuple(x.shape[1:]), self.input_shape
-        if built is None or (len(built) == 1 and not flat):
+        assert built is not None  # fixed above, or refused
+        if len(built) == 1 and not flat:
             return x
-        if shape != tuple(built) and (len(built) > 1 or math.prod(shape) != math.prod(built)):
+        if shape != built and (len(built) > 1 or math.prod(shape) != math.prod(built)):
+            hint = (
+                "load images with load_mnist(flatten=False) or give input_shape=(C, H, W)"
+                if len(shape) == 1
+                else "build it for this data, e.g. simple_cnn(input_shape=x.shape[1:]) or an MLP whose first size "
+                "is the features"
+            )
             raise ValueError(
-                f"inputs of shape {shape} per sample, but the model was built for "
-                f"{tuple(built)} (its input_shape): build it for this data, e.g. "
-                f"simple_cnn(input_shape=x.shape[1:]) or an MLP whose first size is the features"
+                f"inputs of shape {shape} per sample, but the model was built for {built} (its input_shape): {hint}"
             )
         return x
 

@@ -29,6 +29,9 @@ class Layer:
 
     param_names: ClassVar[tuple[str, ...]] = ()
     buffer_names: ClassVar[tuple[str, ...]] = ()
+    #: Whether the layer takes images ``(N, C, H, W)`` only (convolution, pooling): flat rows never fix a
+    #: model's input shape through it.
+    takes_images: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

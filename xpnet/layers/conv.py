@@ -32,6 +32,7 @@ class Convolution(Layer):
     """
 
     param_names = ("W", "b")
+    takes_images = True
     #: How backward computes dX: ``"auto"`` (correlation for stride 1 where its columns are no larger than
     #: the forward's, ``FN·H·W <= C·OH·OW``; else routing), ``"correlate"`` (stride 1 only) or ``"route"``.
     #: Set on an instance or the class to compare them (``benchmarks/conv_input_gradient.py``); same dX.

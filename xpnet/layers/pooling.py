@@ -19,6 +19,8 @@ from .im2col import out_size, window
 class _Pool(Layer):
     """Shared mechanics: padding, the window positions, shape checks; subclasses combine and route."""
 
+    takes_images = True
+
     def __init__(self, size: int | tuple[int, int] = 2, stride: int | None = None, pad: int = 0) -> None:
         super().__init__()
         self.size = pair(size)
