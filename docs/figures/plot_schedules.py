@@ -46,9 +46,15 @@ def main() -> None:
         ax.set_ylabel("learning rate")
     fig.tight_layout()
     fig.savefig(here / "schedules.png", dpi=80)
-    record = {"command": "python docs/figures/plot_schedules.py", "machine": platform.platform(),
-              "python": sys.version.split()[0], "xpnet": xpnet.__version__, "matplotlib": matplotlib.__version__,
-              "epochs": EPOCHS, "values": values}
+    record = {
+        "command": "python docs/figures/plot_schedules.py",
+        "machine": platform.platform(),
+        "python": sys.version.split()[0],
+        "xpnet": xpnet.__version__,
+        "matplotlib": matplotlib.__version__,
+        "epochs": EPOCHS,
+        "values": values,
+    }
     (here / "schedules.json").write_text(json.dumps(record, indent=1) + "\n")
 
 

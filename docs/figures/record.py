@@ -9,6 +9,7 @@ PNG`` to the xpnet arguments for the curves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -22,10 +23,8 @@ from importlib import metadata
 def versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for name in ("numpy", "torch", "array-api-compat", "array-api-strict", "matplotlib"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     import xpnet
 
     out["xpnet"] = xpnet.__version__
@@ -53,9 +52,13 @@ def main(argv: list[str]) -> int:
         if code:
             return code
         runs = json.loads(raw.read_text())
-    record = {"command": "xpnet " + " ".join(args), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "machine": machine(), "versions": versions(),
-              "runs": runs if isinstance(runs, list) else [runs]}
+    record = {
+        "command": "xpnet " + " ".join(args),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "versions": versions(),
+        "runs": runs if isinstance(runs, list) else [runs],
+    }
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"raw history written to {out}")
     return 0
