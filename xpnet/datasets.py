@@ -448,7 +448,7 @@ def download(
                 try:
                     _fetch(base + fname, path, published, timeout)
                 except TRANSPORT_ERRORS as e:
-                    errors.append(f"{base + fname}: {getattr(e, 'reason', None) or e}")
+                    errors.append(f"{base + fname}: {_reason(e)}")
                     answered += isinstance(e, _NotPublished)
                     continue
                 log(f"{fname}: downloaded from {base}, SHA-256 verified")
@@ -458,6 +458,12 @@ def download(
                     _no_mirror(name, fname, target, urls, errors, every_answer_wrong=answered == len(urls))
                 )
     return target
+
+
+def _reason(e: BaseException) -> str:
+    """A failure in a few words on one line (a mirror's garbage is cut, not printed whole)."""
+    text = " ".join(str(getattr(e, "reason", None) or e).split()) or type(e).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _no_mirror(
