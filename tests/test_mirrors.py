@@ -187,6 +187,30 @@ def test_stale_partial_files_are_removed(tmp_path, mirror, tiny):
     assert sorted(os.listdir(folder)) == ["a.bin", "notes.txt"]
 
 
+def _steady(h):
+    """The file in 10 pieces, 0.05 s apart (0.5 s in all)."""
+    h.send(_head())
+    for i in range(0, SIZE, SIZE // 10):
+        time.sleep(0.05)
+        h.send(PAYLOAD[i : i + SIZE // 10])
+
+
+def test_two_downloads_into_one_folder_take_turns(tmp_path, mirror, tiny):
+    """The second waits for the first (a lock on the folder itself), so it removes no partial file of the first."""
+    folder, slow = tmp_path / "d", mirror(_steady)
+    folder.mkdir()
+    first: list = []
+    thread = threading.Thread(target=lambda: first.append(datasets.download("tiny", folder, [slow.url], timeout=1)))
+    thread.start()
+    while slow.requests == 0:
+        time.sleep(0.01)
+    lines = []
+    datasets.download("tiny", folder, [mirror(_not_found).url], log=lines.append, timeout=1)
+    thread.join()
+    assert first == [folder] and lines[-1] == "a.bin: already there, SHA-256 verified"
+    assert os.listdir(folder) == ["a.bin"]
+
+
 def test_a_kept_file_is_checked_by_size_and_checksum(tmp_path, mirror, tiny):
     folder = tmp_path / "d"
     folder.mkdir()

@@ -350,7 +350,7 @@ class _Transfer:
         finally:
             if worker.is_alive():  # too slow (or Ctrl-C): abandoned; a blocked read ends by its own timeout
                 self.stop()
-        if worker.is_alive():
+        if self.stopped:  # whatever the worker does now, its file is incomplete
             raise TimeoutError(f"no complete answer within {seconds:g} s ({DEADLINE_TIMEOUTS} × timeout)")
         if self.error is not None:
             raise self.error
