@@ -310,3 +310,11 @@ def test_sigterm_during_xpnet_data_suggests_no_checkpoint(tmp_path, mirror):
     assert "\n" not in err and "--checkpoint" not in err
     assert f"run `xpnet data mnist --dir {tmp_path / 'd'} --mirror {stalled.url}` again" in err
     assert os.listdir(tmp_path / "d") == []  # the partial file is removed
+
+
+def test_one_mirror_may_be_given_as_a_string(tmp_path, mirror, tiny):
+    url = mirror(_good).url
+    datasets.download("tiny", tmp_path / "d", mirror=url, timeout=T)
+    assert os.listdir(tmp_path / "d") == ["a.bin"]
+    with pytest.raises(TypeError, match="mirror must be a list of base URLs"):
+        datasets.download("tiny", tmp_path / "d", mirror=[url, 5], timeout=T)

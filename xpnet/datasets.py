@@ -220,9 +220,14 @@ def cache_dir(name: str) -> pathlib.Path:
 
 
 def mirrors(name: str, override: Sequence[str] | None = None) -> list[str]:
-    """Base URLs tried in order: ``override``, else ``$XPNET_MIRRORS`` (comma separated), else the built-in list."""
+    """Base URLs tried in order: ``override`` (a list, or one URL), else ``$XPNET_MIRRORS`` (comma separated),
+    else the built-in list."""
     if name not in DOWNLOADS:
         raise ValueError(f"no download for dataset {name!r}; valid: {', '.join(DOWNLOADS)}")
+    if isinstance(override, str):  # one URL, not a sequence of one-letter mirrors
+        override = [override]
+    if override and not all(isinstance(m, str) for m in override):
+        raise TypeError(f"mirror must be a list of base URLs (str), got {override!r}")
     env = [m.strip() for m in os.environ.get("XPNET_MIRRORS", "").split(",") if m.strip()]
     chosen = list(override) if override else env or list(DOWNLOADS[name]["mirrors"])
     return [m if m.endswith("/") else m + "/" for m in chosen]
