@@ -1,5 +1,9 @@
 import gzip
+import os
 import struct
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -21,13 +25,14 @@ def test_digits_like_load_mnist():
     np.testing.assert_array_equal(t1.argmax(axis=1), t)
 
 
-def _write_idx(folder, n=5, rows=4, cols=3, gz=True, magic_images=0x803, truncate=0, labels=None):
+def _write_idx(folder, n=5, rows=4, cols=3, gz=True, magic_images=0x803, truncate=0, labels=None, test_image=None):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, rows, cols), dtype=np.uint8)
     labels = np.arange(n, dtype=np.uint8) % 10 if labels is None else labels
     for split in ("train", "t10k"):
-        img = struct.pack(">4I", magic_images, n, rows, cols) + images.tobytes()
+        r, c = test_image if split == "t10k" and test_image else (rows, cols)
+        img = struct.pack(">4I", magic_images, n, r, c) + images.tobytes()
         lab = struct.pack(">2I", 0x801, n) + labels.tobytes()
         for name, raw in (
             (f"{split}-images-idx3-ubyte", img[: len(img) - truncate]),
@@ -89,6 +94,87 @@ def test_corrupt_gzip_names_the_file(tmp_path):
     p = tmp_path / "m" / "t10k-labels-idx1-ubyte.gz"
     p.write_bytes(p.read_bytes()[:-10])
     with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz"):
+        datasets.load_mnist(tmp_path / "m")
+
+
+def test_corrupt_deflate_stream_is_a_value_error_naming_the_file(tmp_path):
+    """A reserved deflate block type raises zlib.error inside gzip: one ValueError, not a traceback."""
+    bad = tmp_path / "x-idx1-ubyte.gz"
+    bad.write_bytes(gzip.compress(b"")[:10] + bytes([0x07]) + bytes(20))
+    with pytest.raises(ValueError, match="x-idx1-ubyte.gz: cannot read IDX file"):
+        datasets.read_idx(bad, 1)
+
+
+def test_header_is_checked_before_the_body_is_read(tmp_path):
+    """A header declaring more than the file can hold is refused at once (raw: its size; gzip: deflate's
+    1032:1 limit); a declared size that fits but a body that runs on stops one byte after it."""
+    raw = tmp_path / "raw-idx3-ubyte"
+    raw.write_bytes(struct.pack(">4I", 0x803, 60000, 28, 28) + bytes(100))
+    with pytest.raises(ValueError, match=r"116 bytes, but its header \(60000, 28, 28\) needs 47040016"):
+        datasets.read_idx(raw, 3)
+    small = tmp_path / "small-idx3-ubyte.gz"
+    small.write_bytes(gzip.compress(struct.pack(">4I", 0x803, 60000, 28, 28) + bytes(100)))
+    with pytest.raises(ValueError, match="more than a gzip file of"):
+        datasets.read_idx(small, 3)
+    longer = tmp_path / "long-idx1-ubyte.gz"
+    longer.write_bytes(gzip.compress(struct.pack(">2I", 0x801, 3) + bytes(4)))
+    with pytest.raises(ValueError, match=r"more bytes than its header \(3,\) declares"):
+        datasets.read_idx(longer, 1)
+
+
+BOMB = """
+import gzip, resource, sys
+import numpy as np
+from xpnet import datasets
+path = sys.argv[1]
+zeros = gzip.compress(bytes(1 << 20))  # one gzip member: 1 MiB of zeros
+with open(path, "wb") as f:  # header (1000, 28, 28): 784 KB declared; body: 256 MiB
+    f.write(gzip.compress(b"\\x00\\x00\\x08\\x03" + (1000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2))
+    for _ in range(256):
+        f.write(zeros)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    datasets.read_idx(path, 3)
+    print("read")
+except ValueError as e:
+    print(e)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, "MiB")
+"""
+
+
+def test_a_gzip_body_longer_than_its_header_is_not_decompressed(tmp_path):
+    """A 280 KB .gz whose header says 1000×28×28 but whose body is 256 MiB: refused after the declared size
+    plus one byte, with the peak memory of the declared size (a subprocess, its memory capped at 2 GiB)."""
+
+    def cap():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(BOMB), str(tmp_path / "bomb-idx3-ubyte.gz")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=cap,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    message, grown = run.stdout.strip().splitlines()
+    assert int(grown.split()[0]) < 32, grown  # reading the whole body: 504 MiB
+    assert "more bytes than its header (1000, 28, 28) declares" in message
+
+
+def test_train_and_test_images_must_have_one_size(tmp_path):
+    _write_idx(tmp_path / "m", n=4, rows=28, cols=28, test_image=(14, 56))
+    with pytest.raises(ValueError, match="test images of 14×56 pixels beside training images of 28×28"):
+        datasets.load_mnist(tmp_path / "m")
+
+
+def test_no_images_is_refused(tmp_path):
+    _write_idx(tmp_path / "m", n=0)
+    with pytest.raises(ValueError, match="no train images"):
         datasets.load_mnist(tmp_path / "m")
 
 

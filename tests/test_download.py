@@ -61,9 +61,10 @@ def _xpnet(*argv, env):
     )
 
 
-def test_published_checksums_are_those_of_the_shared_mnist():
-    for name, sha in datasets.DOWNLOADS["mnist"]["files"].items():
-        assert datasets._sha256(MNIST / name) == sha
+def test_published_checksums_and_sizes_are_those_of_the_shared_mnist():
+    for name, published in datasets.DOWNLOADS["mnist"]["files"].items():
+        assert datasets._sha256(MNIST / name) == published.sha256
+        assert (MNIST / name).stat().st_size == published.size
 
 
 def test_data_then_train_finds_the_files(tmp_path, serve):
@@ -118,7 +119,7 @@ def test_checksum_mismatch_keeps_nothing_and_tries_the_next_mirror(tmp_path, ser
     folder = datasets.download("mnist", tmp_path / "d", mirror=[serve(bad), serve(MNIST)])
     assert (
         datasets._sha256(folder / "t10k-labels-idx1-ubyte.gz")
-        == datasets.DOWNLOADS["mnist"]["files"]["t10k-labels-idx1-ubyte.gz"]
+        == datasets.DOWNLOADS["mnist"]["files"]["t10k-labels-idx1-ubyte.gz"].sha256
     )
     with pytest.raises(datasets.DownloadError, match="SHA-256"):
         datasets.download("mnist", tmp_path / "e", mirror=[serve(bad)])

@@ -698,7 +698,9 @@ def _interrupted(command: str, rest: Sequence[str], e: KeyboardInterrupt) -> int
         path = next((f for f in (known.checkpoint, known.resume) if f and pathlib.Path(f).exists()), None)
         if path is not None:
             what += f"; the last checkpoint {'folder ' if command == 'compare' else ''}{path} is intact"
-    if path is None:
+    if command == "data":  # it has no --checkpoint: verified files stay, the partial one is removed
+        hint = f"the files verified so far are kept; run `xpnet {shlex.join([command, *rest])}` again for the rest"
+    elif path is None:
         where = "DIR" if command == "compare" else "PATH"
         hint = f"nothing was saved (run with --checkpoint {where} to be able to resume)"
     elif command == "train":
