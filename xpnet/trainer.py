@@ -236,6 +236,7 @@ class Trainer:
             val: tuple[Any, ...] | None = tuple(val_data)
         else:
             val = model.check_data(x_val, t_val, values=True, names=("x_val", "t_val")) if x_val is not None else None
+        self.comm.check_fit(self, {"train": (x, t), "test": test, "validation": val})  # before any collective
         keeper = controls.BestWeights()
         self.history = History(
             config={
@@ -253,13 +254,6 @@ class Trainer:
         run = ckpt.Run(self, (x, t), test)  # fresh, or where restore() left off (RNGs, history, position)
         run.keep(keeper)  # the best weights so far travel with the checkpoint
         best, since_best = run.best, run.since_best
-        self.comm.check_equal(
-            samples=x.shape[0],
-            parameters=model.n_params(),
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            test_samples=test[0].shape[0] if test is not None else 0,
-        )
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
         for epoch in range(run.epoch + 1, run.last + 1):
             start = time.perf_counter() - run.elapsed
