@@ -196,6 +196,8 @@ def test_fit_fingerprint_compares_exact_integers_and_checksums(rng):
     swapped = distributed.fit_fingerprint(trainer, {"train": (x[::-1, ...], t), "test": None})
     assert base["x_train checksum"] != swapped["x_train checksum"] and base["test data"] is False
     assert {k for k in base if base[k] != swapped[k]} == {"x_train checksum"}
+    trainer.seed = None  # a random data order on each rank: two fingerprints never agree on it
+    assert distributed.fit_fingerprint(trainer, {})["seed"] != distributed.fit_fingerprint(trainer, {})["seed"]
 
     calls = []
     single = distributed.SingleCommunicator()

@@ -289,7 +289,7 @@ def fit_fingerprint(trainer: Any, data: dict[str, tuple[Any, Any] | None]) -> di
         loss=repr(model.loss_layer),
         parameters=int(model.n_params()),
         dtype=str(model.dtype),
-        seed=trainer.seed,
+        seed=trainer.seed if trainer.seed is not None else f"None (a random data order: {_random_tag()})",
         epochs=trainer.epochs,
         batch_size=trainer.batch_size,
         eval_batch_size=trainer.eval_batch_size,
@@ -305,6 +305,11 @@ def fit_fingerprint(trainer: Any, data: dict[str, tuple[Any, Any] | None]) -> di
         resumed=getattr(trainer, "_resume", None) is not None,
     )
     return fields
+
+
+def _random_tag() -> str:
+    """A random number: ``seed=None`` shuffles each rank differently, so the ranks never agree on it."""
+    return f"{np.random.default_rng().integers(2**62):x}"
 
 
 def _checksum(backend: Backend, a: Any) -> str | None:
