@@ -225,9 +225,8 @@ class Trainer:
         validation_split: float | None = None,
     ) -> History:
         model = self.model
-        x, t = model.check_data(
-            x_train, t_train, values=True, names=("x_train", "t_train")
-        )  # moved and checked once, never in the step
+        # moved and checked once, never in the step
+        x, t = model.check_data(x_train, t_train, values=True, names=("x_train", "t_train"))
         test = model.check_data(x_test, t_test, values=True, names=("x_test", "t_test")) if x_test is not None else None
         if validation_split is not None and x_val is not None:
             raise ValueError("give validation_split or x_val/t_val, not both")
