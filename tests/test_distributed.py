@@ -196,6 +196,11 @@ def test_fit_fingerprint_compares_exact_integers_and_checksums(rng):
     swapped = distributed.fit_fingerprint(trainer, {"train": (x[::-1, ...], t), "test": None})
     assert base["x_train checksum"] != swapped["x_train checksum"] and base["test data"] is False
     assert {k for k in base if base[k] != swapped[k]} == {"x_train checksum"}
+    schedules = [lambda count: 0.1 / (1 + count) for _ in range(2)]  # one per "rank": two addresses
+    prints = [
+        distributed.fit_fingerprint(xpnet.Trainer(model, xpnet.optimizers.SGD(0.1), schedule=s), {}) for s in schedules
+    ]
+    assert prints[0] == prints[1] and "0x" not in prints[0]["schedule"]
     trainer.seed = None  # a random data order on each rank: two fingerprints never agree on it
     assert distributed.fit_fingerprint(trainer, {})["seed"] != distributed.fit_fingerprint(trainer, {})["seed"]
 

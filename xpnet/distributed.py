@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -293,11 +294,11 @@ def fit_fingerprint(trainer: Any, data: dict[str, tuple[Any, Any] | None]) -> di
         epochs=trainer.epochs,
         batch_size=trainer.batch_size,
         eval_batch_size=trainer.eval_batch_size,
-        optimizer=repr(opt),
+        optimizer=_described(opt),
         optimizer_step=int(getattr(opt, "t", 0)),
         gradient=trainer.gradient,
         clip_norm=trainer.clip_norm,
-        schedule=repr(trainer.schedule) if trainer.schedule is not None else None,
+        schedule=_described(trainer.schedule) if trainer.schedule is not None else None,
         patience=trainer.patience,
         restore_best=trainer.restore_best,
         checkpoint=trainer.checkpoint is not None,
@@ -305,6 +306,11 @@ def fit_fingerprint(trainer: Any, data: dict[str, tuple[Any, Any] | None]) -> di
         resumed=getattr(trainer, "_resume", None) is not None,
     )
     return fields
+
+
+def _described(obj: Any) -> str:
+    """``repr(obj)`` without memory addresses (``<function <lambda> at 0x7f...>`` differs on every rank)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
 
 
 def _random_tag() -> str:
