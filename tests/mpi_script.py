@@ -3,7 +3,8 @@
 ``train(case)`` is also called in the test process (one process, no MPI) for the reference.
 Modes: ``train`` (every case in CASES, each rank saves its parameters and history to OUT_DIR/rank<r>.npz),
 ``fail-on-rank-1`` (rank 1 raises in its first epoch; the run must stop, not hang), ``stop-on-rank-1`` (a
-callback on rank 1 stops training after epoch 2: every rank stops), ``mismatch`` (rank 1 has one sample less).
+callback on rank 1 stops training after epoch 2: every rank stops), ``mismatch`` (rank 1 has one sample less),
+``fingerprint`` (each of FINGERPRINT_CASES: rank 1 differs from rank 0 in one way; each rank prints what it got).
 """
 
 from __future__ import annotations
@@ -100,8 +101,69 @@ def main(mode: str, out: str) -> None:
             comm=comm,
         ).fit(x, t)
         print(json.dumps({"rank": comm.rank, "epochs": len(history)}), flush=True)
+    elif mode == "fingerprint":
+        results = {}
+        for case in FINGERPRINT_CASES:
+            try:
+                results[case] = {"trained": len(fingerprint_case(case, comm, out))}
+            except ValueError as e:  # raised on every rank: no rank waits in a collective, no MPI abort
+                results[case] = {"error": str(e)}
+        with open(f"{out}/fingerprint-rank{comm.rank}.json", "w") as f:
+            json.dump(results, f)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
+
+
+FINGERPRINT_CASES = {
+    # case: the fields the ranks must be told they disagree on (empty: they agree and train); a shorter or
+    # float32 copy of the data also differs in its checksums
+    "same": [],
+    "seed": ["seed"],
+    "shuffled": ["x_train checksum", "t_train checksum"],
+    "shifted-labels": ["t_train checksum"],
+    "edited-test": ["x_test checksum"],
+    "validation-on-rank-0": ["validation data"],
+    "checkpoint-on-rank-0": ["checkpoint"],
+    "checkpoint-every": ["checkpoint_every"],
+    "other-checkpoint-paths": [],  # the path string is not compared
+    "lr": ["optimizer"],
+    "one-sample-less": ["samples"],
+    "float32-on-rank-1": ["x_train", "dtype"],
+}
+
+
+def fingerprint_case(case: str, comm: distributed.Communicator, out: str) -> xpnet.History:
+    """One short ``fit`` where rank 1 differs from rank 0 as ``case`` says (see FINGERPRINT_CASES)."""
+    x, t = data()
+    other = comm.rank == 1
+    xpnet.set_default_dtype("float32" if case == "float32-on-rank-1" and other else "float64")
+    xt, tt = x[:40].copy(), t[:40]
+    fit: dict = {}
+    options: dict = {"seed": 11, "epochs": 1, "batch_size": 30, "verbose": False, "comm": comm}
+    lr = 0.1
+    if other:
+        if case == "seed":
+            options["seed"] = 12
+        elif case == "shuffled":
+            order = np.random.default_rng(0).permutation(len(x))
+            x, t = x[order], t[order]
+        elif case == "shifted-labels":
+            t = np.roll(t, 1)
+        elif case == "edited-test":
+            xt[7, 3] += 1e-9
+        elif case == "lr":
+            lr = 0.2
+        elif case == "one-sample-less":
+            x, t = x[:-1], t[:-1]
+    if case == "validation-on-rank-0" and not other:
+        fit = {"x_val": x[:20], "t_val": t[:20]}
+    if case == "checkpoint-on-rank-0" and not other:
+        options["checkpoint"] = f"{out}/{case}.ckpt"
+    if case in ("checkpoint-every", "other-checkpoint-paths"):
+        options["checkpoint"] = f"{out}/{case}-rank{comm.rank}.ckpt"
+        options["checkpoint_every"] = 2 if other and case == "checkpoint-every" else 1
+    model = xpnet.Sequential([L.Affine(12, 3)])
+    return xpnet.Trainer(model, xpnet.optimizers.SGD(lr=lr), **options).fit(x, t, xt, tt, **fit)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def test_trainer_names_out_of_range_labels_when_the_epoch_loss_is_nan(device_bac
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
         trainer.fit(x, t)  # checked once where the data enters
     unchecked = xpnet.Sequential.check_data
-    monkeypatch.setattr(model, "check_data", lambda x, t, values=None: unchecked(model, x, t, values=False))
+    monkeypatch.setattr(model, "check_data", lambda x, t, values=None, **kw: unchecked(model, x, t, values=False, **kw))
     with pytest.raises(ValueError, match="non-finite train loss.*labels lie outside"):
         trainer.fit(x, t)  # had a label slipped past: the epoch's NaN loss names it
 

@@ -155,6 +155,63 @@ def test_ranks_with_different_data_stop_with_a_clear_error(tmp_path, no_launcher
 
 
 @needs_mpi
+def test_ranks_that_differ_in_anything_the_run_depends_on_raise_on_every_rank_before_training(tmp_path, no_launcher):
+    """Issue 26 item 14: another seed, shuffled data, shifted labels, an edited test set, validation data or a
+    checkpoint on one rank only, another checkpoint_every, learning rate, sample count or dtype: a ValueError
+    on every rank before epoch 1 (caught there: no hang, no MPI abort), naming the field and the ranks."""
+    run = mpiexec(str(HERE / "mpi_script.py"), "fingerprint", str(tmp_path), timeout=150)
+    assert run.returncode == 0, run.stderr
+    results = [json.loads((tmp_path / f"fingerprint-rank{rank}.json").read_text()) for rank in (0, 1)]
+    for case, fields in mpi_script.FINGERPRINT_CASES.items():
+        for rank in (0, 1):
+            got = results[rank][case]
+            if not fields:
+                assert got == {"trained": 1}, (case, rank, got)
+                continue
+            message = got.get("error", "")
+            named = re.match(r"the 2 ranks disagree on (.*?) \(", message)
+            assert named, (case, rank, got)
+            names = set(named.group(1).split(", "))
+            assert set(fields) <= names, (case, message)  # and what follows from them (a shorter copy's checksum)
+            assert case not in ("seed", "lr", "shifted-labels") or names == set(fields), (case, message)
+            for field in fields:
+                assert re.search(rf"{re.escape(field)}: rank 0: .*, rank 1: ", message), (case, field, message)
+    assert not (tmp_path / "checkpoint-on-rank-0.ckpt").exists()  # refused before anything was written
+
+
+def test_fit_fingerprint_compares_exact_integers_and_checksums(rng):
+    """10**9 and 10**9 + 1 samples differ (float64 sums of squares could not tell them apart); the
+    checksum sees order and single values; one process computes nothing."""
+    comm = distributed.SingleCommunicator()
+    comm.size = 3
+    gathered = [{"samples": 10**9}, {"samples": 10**9 + 1}, {"samples": 10**9}]
+    comm.gather = lambda value: gathered  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match=r"on samples \(samples: ranks 0, 2: 1000000000, rank 1: 1000000001\)"):
+        comm.check_same({"samples": 10**9})
+    xpnet.set_default_dtype("float64")
+    model = xpnet.Sequential([xpnet.layers.Affine(3, 2)])
+    trainer = xpnet.Trainer(model, xpnet.optimizers.SGD(0.1), verbose=False)
+    x, t = model.check_data(rng.standard_normal((5, 3)), np.array([0, 1, 0, 1, 1]))
+    base = distributed.fit_fingerprint(trainer, {"train": (x, t), "test": None})
+    swapped = distributed.fit_fingerprint(trainer, {"train": (x[::-1, ...], t), "test": None})
+    assert base["x_train checksum"] != swapped["x_train checksum"] and base["test data"] is False
+    assert {k for k in base if base[k] != swapped[k]} == {"x_train checksum"}
+    schedules = [lambda count: 0.1 / (1 + count) for _ in range(2)]  # one per "rank": two addresses
+    prints = [
+        distributed.fit_fingerprint(xpnet.Trainer(model, xpnet.optimizers.SGD(0.1), schedule=s), {}) for s in schedules
+    ]
+    assert prints[0] == prints[1] and "0x" not in prints[0]["schedule"]
+    trainer.seed = None  # a random data order on each rank: two fingerprints never agree on it
+    assert distributed.fit_fingerprint(trainer, {})["seed"] != distributed.fit_fingerprint(trainer, {})["seed"]
+
+    calls = []
+    single = distributed.SingleCommunicator()
+    single.gather = lambda value: calls.append(value) or [value]  # type: ignore[method-assign]
+    single.check_fit(trainer, {"train": (x, t)})
+    assert calls == []
+
+
+@needs_mpi
 def test_cli_distributed_logs_each_epoch_once_from_any_directory(tmp_path, no_launcher):
     run = mpiexec("-m", "xpnet", "train", "--distributed", "--epochs", "2", "--save", "m.npz", cwd=tmp_path)
     assert run.returncode == 0, run.stderr

@@ -184,3 +184,31 @@ def test_a_tampered_bfloat16_entry_is_a_value_error_naming_the_file(bf16_model, 
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match=r"m\.npz.*0\.W.*bfloat16"):
         xpnet.load(path)
+
+
+# -- issue 26, item 10: cross-entropy of a spread beyond the dtype's range is finite ----------------
+
+
+@pytest.mark.parametrize("dtype, big", [("float16", 4e4), ("float32", 2e38), ("float64", 1e308)])
+def test_cross_entropy_of_scores_whose_spread_overflows_is_finite(backend, dtype, big):
+    """``a - max(a)`` overflows to -inf (float16 ``[4e4, 0, -4e4]``); ``0 · -inf`` made the loss NaN. Now
+    the loss is the true value, or the dtype's largest finite value where the true one is beyond it."""
+    _float_dtype_or_skip(backend, dtype)
+    xpnet.set_default_dtype(dtype)
+    a = np.array([[big, 0.0, -big]] * 3, dtype=dtype)
+    top = float(np.finfo(dtype).max)
+    for label, want in ((0, 0.0), (1, float(a[0, 0])), (2, top)):
+        for t in (np.full(3, label), np.eye(3, dtype=dtype)[[label] * 3]):  # labels, one-hot rows
+            loss = losses.SoftmaxCrossEntropy()
+            e = float(loss.forward(xpnet.asarray(a), xpnet.asarray(t)))
+            assert e == pytest.approx(want, rel=1e-3), (label, t.ndim, e)
+            assert np.isfinite(host(loss.backward())).all()
+
+
+def test_float16_cross_entropy_of_a_large_batch_does_not_overflow_its_sum(backend):
+    """10000 rows of loss ≈ 10 in float16: the sum (1e5) is beyond float16, the mean is not."""
+    _float_dtype_or_skip(backend, "float16")
+    xpnet.set_default_dtype("float16")
+    a = np.tile(np.array([[10.0, 0.0]], dtype=np.float16), (10000, 1))
+    e = float(losses.SoftmaxCrossEntropy().forward(xpnet.asarray(a), xpnet.asarray(np.ones(10000, dtype=np.int64))))
+    assert e == pytest.approx(10.0, rel=1e-3)

@@ -26,7 +26,7 @@ import numpy as np
 from . import backend as B
 from . import checkpoint as ckpt
 from . import cli_checks as C
-from . import controls, distributed
+from . import controls, distributed, memory
 from .datasets import DATASETS, DOWNLOADS, DownloadError, cache_dir, download
 from .history import plot_histories, save_histories
 from .models import deep_cnn, mlp, simple_cnn
@@ -289,6 +289,10 @@ def check_runs(cfgs: list[dict[str, Any]], given: set[str], device: Any) -> None
         if cfg["backend"] not in backends:
             backends[cfg["backend"]] = C.resolve(cfg["backend"], device)
         C.check_dtype(backends[cfg["backend"]], cfg["dtype"])
+        if cfg["model"] == "mlp" and (
+            why := memory.for_config(cfg, backends[cfg["backend"]], C.hidden_sizes(cfg["hidden"]))
+        ):
+            raise C.UsageError("hidden", why)  # before the model is built (xpnet/memory.py)
 
 
 def _run_label(cfg: dict[str, Any]) -> dict[str, Any]:

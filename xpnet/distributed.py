@@ -21,17 +21,20 @@ transport adapter: like the backends it may use NumPy, for the host staging buff
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import sys
 import time
 import traceback
 import warnings
+import zlib
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import resolve_backend, to_numpy
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -85,20 +88,48 @@ class Communicator:
             return bool(flag)
         return self.sum_values(bool(flag))[0] > 0
 
-    def check_equal(self, **values: int) -> None:
-        """Raise ``ValueError`` on every rank when the ranks disagree on any of these integers (sample count,
-        parameter count, ...): they would otherwise run different numbers of collectives and wait forever."""
-        if self.size == 1 or not values:
+    def check_equal(self, **values: Any) -> None:
+        """Raise ``ValueError`` on every rank when the ranks disagree on any of these values (compared
+        exactly): they would otherwise run different numbers of collectives and wait forever."""
+        self.check_same(values)
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's JSON-able ``value``, in rank order, on every rank (two allreduces of host buffers)."""
+        if self.size == 1:
+            return [value]
+        host = resolve_backend("numpy")
+        mine = np.frombuffer(json.dumps(value).encode(), dtype=np.uint8)
+        sizes = np.zeros(self.size)
+        sizes[self.rank] = mine.size
+        sizes = to_numpy(self.allreduce(sizes, host)).astype(np.int64)
+        rows = np.zeros((self.size, int(sizes.max())))
+        rows[self.rank, : mine.size] = mine  # bytes as float64: a sum with one non-zero term is exact
+        rows = to_numpy(self.allreduce(rows.reshape(-1), host)).reshape(self.size, -1)
+        return [json.loads(rows[r, : sizes[r]].astype(np.uint8).tobytes()) for r in range(self.size)]
+
+    def check_same(self, fields: dict[str, Any]) -> None:
+        """Raise ``ValueError`` on every rank, naming each field and the ranks' values, unless every rank
+        gave the same JSON-able ``fields`` (one exchange; exact: integers stay integers)."""
+        if self.size == 1 or not fields:
             return
-        sums = self.sum_values(*values.values(), *(float(v) ** 2 for v in values.values()))
-        k = len(values)
-        differ = [name for i, name in enumerate(values) if sums[i] ** 2 != self.size * sums[k + i]]  # Σv² = P·mean²
+        ranks = self.gather({k: _plain(v) for k, v in fields.items()})
+        common = [k for k in ranks[0] if all(k in r for r in ranks)]  # e.g. a data set's checksums: where given
+        differ = [k for k in common if any(r[k] != ranks[0][k] for r in ranks[1:])]
+        if not differ and any(r.keys() != ranks[0].keys() for r in ranks):
+            differ = [k for r in ranks for k in r if k not in common]
+            ranks = [{k: k in r for k in differ} for r in ranks]  # which ranks have the field
         if differ:
+            details = "; ".join(f"{k}: {_by_rank(ranks, k)}" for k in differ)
             raise ValueError(
-                f"the {self.size} ranks disagree on {', '.join(differ)} (rank {self.rank}: "
-                f"{', '.join(f'{n}={values[n]}' for n in differ)}): every rank must load the same "
-                f"data and build the same model with the same settings"
+                f"the {self.size} ranks disagree on {', '.join(differ)} ({details}): every rank must load the "
+                f"same data and build the same model and trainer with the same settings"
             )
+
+    def check_fit(self, trainer: Any, data: dict[str, tuple[Any, Any] | None]) -> None:
+        """At the start of a data-parallel ``fit``: :meth:`check_same` on :func:`fit_fingerprint` (nothing to
+        compare, and nothing computed, for one process)."""
+        if self.size > 1:
+            self.check_same(fit_fingerprint(trainer, data))
 
     # -- data parallelism ----------------------------------------------------------------------
     def share(self, start: int, stop: int) -> tuple[int, int]:
@@ -233,6 +264,85 @@ class MPICommunicator(Communicator):
         time.sleep(0.5)  # let the launcher forward these lines before MPI_Abort tears the job down
         self.comm.Abort(code)
         raise SystemExit(code)  # not reached: MPI_Abort ends the process
+
+
+def fit_fingerprint(trainer: Any, data: dict[str, tuple[Any, Any] | None]) -> dict[str, Any]:
+    """What every rank of a data-parallel ``fit`` must agree on, as exact JSON-able values: the counts and
+    per-sample shapes of the data sets given (``data``: ``{"train": (x, t), "test": ..., "validation":
+    ...}``, ``None`` where not given) and a CRC-32 of each array's bytes (a shuffled, shifted or edited copy
+    differs; one host copy of each array, once per fit), the model's architecture, dtype and parameter
+    count, the Trainer's seed (the data order; not the backend RNG, which differs per rank by design), its
+    and the optimizer's settings, whether a checkpoint is given and ``checkpoint_every`` (not the path),
+    and whether the run resumes one."""
+    model, opt = trainer.model, trainer.optimizer
+    fields: dict[str, Any] = {}
+    for name, pair in data.items():
+        fields[f"{name} data"] = pair is not None
+        suffix = {"train": "_train", "test": "_test", "validation": "_val"}.get(name, f"_{name}")
+        if pair is None:
+            continue
+        fields["samples" if name == "train" else f"{name} samples"] = int(pair[0].shape[0])
+        for prefix, a in zip("xt", pair):
+            fields[f"{prefix}{suffix}"] = f"{tuple(a.shape[1:])} per sample, {a.dtype}"
+            fields[f"{prefix}{suffix} checksum"] = _checksum(model.backend, a)
+    fields.update(
+        architecture=[layer.describe() for layer in model.layers],
+        loss=repr(model.loss_layer),
+        parameters=int(model.n_params()),
+        dtype=str(model.dtype),
+        seed=trainer.seed if trainer.seed is not None else f"None (a random data order: {_random_tag()})",
+        epochs=trainer.epochs,
+        batch_size=trainer.batch_size,
+        eval_batch_size=trainer.eval_batch_size,
+        optimizer=_described(opt),
+        optimizer_step=int(getattr(opt, "t", 0)),
+        gradient=trainer.gradient,
+        clip_norm=trainer.clip_norm,
+        schedule=_described(trainer.schedule) if trainer.schedule is not None else None,
+        patience=trainer.patience,
+        restore_best=trainer.restore_best,
+        checkpoint=trainer.checkpoint is not None,
+        checkpoint_every=trainer.checkpoint_every,
+        resumed=getattr(trainer, "_resume", None) is not None,
+    )
+    return fields
+
+
+def _described(obj: Any) -> str:
+    """``repr(obj)`` without memory addresses (``<function <lambda> at 0x7f...>`` differs on every rank)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
+
+
+def _random_tag() -> str:
+    """A random number: ``seed=None`` shuffles each rank differently, so the ranks never agree on it."""
+    return f"{np.random.default_rng().integers(2**62):x}"
+
+
+def _checksum(backend: Backend, a: Any) -> str | None:
+    """CRC-32 of an array's bytes in C order (``None`` on a device that holds no values)."""
+    if not backend.has_data:
+        return None
+    return f"{zlib.crc32(np.ascontiguousarray(backend.to_host(a)).data):08x}"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON holds it exactly (integers as integers; anything else JSON lacks as its repr)."""
+    return json.loads(json.dumps(value, default=repr))
+
+
+def _by_rank(ranks: list[dict[str, Any]], key: str) -> str:
+    """``"rank 0: 11; ranks 1, 2: 12"`` — the ranks grouped by their value of ``key``."""
+    groups: dict[str, list[int]] = {}
+    for r, fields in enumerate(ranks):
+        groups.setdefault(json.dumps(fields.get(key)), []).append(r)
+    return ", ".join(
+        f"rank{'s' if len(rs) > 1 else ''} {', '.join(map(str, rs))}: {_shown(json.loads(value))}"
+        for value, rs in groups.items()
+    )
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def launched_by_mpi() -> bool:

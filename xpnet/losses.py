@@ -74,6 +74,29 @@ def check_labels(backend: Backend, t: Any, c: int) -> None:
         )
 
 
+def distributions(backend: Backend, t: Any) -> Any:
+    """Boolean ``(N,)`` array: which target rows are distributions — no negative (or NaN) entry, a sum
+    within ``max(1e-3, √eps)`` of 1 (soft targets made in a narrower dtype keep their rounding)."""
+    xp = backend.xp
+    if not backend.is_float(t):
+        t = xp.astype(t, backend.dtype())  # integer one-hot rows: 0 and 1 are exact
+    tol = max(1e-3, math.sqrt(xp.finfo(t.dtype).eps))
+    return xp.all(t >= 0, axis=1) & (xp.abs(xp.sum(t, axis=1) - 1.0) <= tol)
+
+
+def check_distributions(backend: Backend, t: Any, who: str = "SoftmaxCrossEntropy") -> None:
+    """``ValueError`` unless every row of the ``(N, C)`` targets is a distribution (one read)."""
+    xp = backend.xp
+    bad = xp.astype(~distributions(backend, t), xp.int64)
+    count, first = (int(v) for v in backend.to_host(xp.stack([xp.sum(bad), xp.argmax(bad)])))
+    if count:
+        raise ValueError(
+            f"{who}: one-hot or soft targets must be distributions (entries >= 0, each row summing to 1), "
+            f"but {count} of {t.shape[0]} rows are not (the first is row {first}); for class labels give "
+            f"integers of shape (N,)"
+        )
+
+
 class SoftmaxCrossEntropy(Loss):
     """Softmax + cross-entropy as one layer (the book's ``SoftmaxWithLoss``).
 
@@ -81,7 +104,10 @@ class SoftmaxCrossEntropy(Loss):
     loss is formed from the shifted scores before the mean (no cancellation between batch sums, so
     scores near ±1000 lose nothing in float32); ``dE/da = (softmax(a) - t) / N``. Targets: integer
     class labels of shape ``(N,)`` or one-hot (or soft, rows summing to 1) targets of shape ``(N, C)``,
-    cast to the scores' dtype.
+    cast to the scores' dtype. E is finite for every finite input: a spread of scores beyond the dtype's
+    range (float16 ``[4e4, -4e4]``) gives the true loss, saturated at the dtype's largest value where
+    that is beyond its range. Labels outside ``[0, C-1]`` and target rows that are no distributions
+    make E NaN (checked without a host read; :meth:`check_target` raises where reading is free).
     """
 
     def __init__(self) -> None:
@@ -99,11 +125,29 @@ class SoftmaxCrossEntropy(Loss):
         self.t = self.onehot(t, c, a.dtype) if t.ndim == 1 else self.target(t, a.dtype)
         if not value:
             return None
-        e = xp.sum(xp.log(s) - row_sums(self.backend, self.ones, self.t * z)) / n
-        ok = labels_in_range(xp, t, c) if t.ndim == 1 else None
-        if ok is not None:  # an out-of-range label (one-hot row of zeros) makes E NaN, without a host read
-            e = xp.where(xp.all(ok), e, constant(self.backend, math.nan, e.dtype))
+        e = self.mean(xp.log(s) - row_sums(self.backend, self.ones, self.t * self.floor(z)), n)
+        ok = labels_in_range(xp, t, c) if t.ndim == 1 else distributions(self.backend, self.t)
+        if ok is not None:  # an out-of-range label or a target row that is no distribution makes E NaN,
+            e = xp.where(xp.all(ok), e, constant(self.backend, math.nan, e.dtype))  # without a host read
         return e
+
+    def floor(self, z: Any) -> Any:
+        """``z`` with ``-inf`` raised to the dtype's lowest finite value: a spread of scores beyond the
+        dtype's range (float16 ``[4e4, -4e4]``) overflows ``a - max`` to ``-inf``, and ``0 · -inf`` in
+        ``t · z`` would make E NaN. Those classes' probabilities are 0 all the same."""
+        xp = self.xp
+        return xp.maximum(z, constant(self.backend, -xp.finfo(z.dtype).max, z.dtype))
+
+    def mean(self, rows: Any, n: int) -> Any:
+        """The mean of per-row losses, saturated at the dtype's largest finite value (a loss beyond the
+        dtype's range has no finite value closer); float16 and bfloat16 are summed in float32, so that
+        a batch of moderate losses does not overflow the sum."""
+        xp, dtype = self.xp, rows.dtype
+        top = xp.finfo(dtype).max
+        wide = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+        e = xp.sum(xp.astype(rows, wide) / n) if wide != dtype else xp.sum(rows / n)
+        e = xp.minimum(e, constant(self.backend, top, wide))
+        return e if wide == dtype else xp.astype(e, dtype)
 
     def onehot(self, t: Any, c: int, dtype: Any) -> Any:
         """One-hot rows by comparison with ``arange(C)`` (the standard has no scatter); ``arange``
@@ -132,6 +176,8 @@ class SoftmaxCrossEntropy(Loss):
                 check_labels(self.backend, t, c)
         elif t.ndim == 2:
             super().check_target(y_shape, t)
+            if n and (values or (values is None and self.backend.host_memory)):
+                check_distributions(self.backend, t)
         else:
             raise ValueError(
                 f"SoftmaxCrossEntropy: targets must be labels (N,) or one-hot (N, {c}), got shape {tuple(t.shape)}"

@@ -167,17 +167,26 @@ class Sequential:
             )
         return x
 
-    def _target(self, t: Any) -> Any:
-        t = self.backend.asarray(t, strict=True)
-        return self.backend.xp.astype(t, self.dtype) if self.backend.is_float(t) else t
+    def _target(self, t: Any, name: str = "t") -> Any:
+        """Targets onto the model's backend: floating ones in the model's dtype; uint64 labels as int64
+        (some libraries cannot compare or reduce uint64; a label >= 2**63 turns negative and is refused)."""
+        xp = self.backend.xp
+        t = self.backend.asarray(_real_samples(self.backend, t, name), strict=True)
+        if t.dtype == xp.uint64:
+            t = xp.astype(t, xp.int64)
+        return xp.astype(t, self.dtype) if self.backend.is_float(t) else t
 
-    def check_data(self, x: Any, t: Any, values: bool | None = None) -> tuple[Any, Any]:
-        """Move ``x, t`` to the model's backend and check them once: shapes and dtypes always; the
-        label range with ``values=True`` (one read: where data enters training) or, by default, only
-        where reading is free (host memory). On a device the loss of out-of-range labels is NaN instead."""
-        x, t = self._input(x, flat=True), self._target(t)
-        if x.shape[0] != t.shape[0]:
-            raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
+    def check_data(
+        self, x: Any, t: Any, values: bool | None = None, names: tuple[str, str] = ("x", "t")
+    ) -> tuple[Any, Any]:
+        """Move ``x, t`` to the model's backend and check them once: shapes and dtypes always (real
+        numbers, at least one sample); the label range and that one-hot or soft target rows are
+        distributions with ``values=True`` (one read: where data enters training) or, by default, only
+        where reading is free (host memory). On a device the loss of such targets is NaN instead.
+        ``names``: the arguments' names in error messages (the trainer's ``x_train``, ``t_train``, ...)."""
+        x = self._input(_real_samples(self.backend, x, names[0]), flat=True)
+        t = self._target(t, names[1])
+        _same_samples(x, t, names)
         out = self.shapes[-1][1]
         if out is None:
             out = tuple(self.forward(x[:1, ...], train=False).shape[1:])
@@ -206,7 +215,7 @@ class Sequential:
 
     def predict(self, x: Any, batch_size: int | None = None) -> Any:
         """Scores (before the loss's softmax) in evaluation mode, computed ``batch_size`` rows at a time."""
-        x = self._input(x)
+        x = self._input(_real_samples(self.backend, x, "x"))
         out = [self.forward(x[s, ...], train=False) for s in self._batches(x.shape[0], batch_size)]
         return out[0] if len(out) == 1 else self.backend.xp.concat(out, axis=0)
 
@@ -280,24 +289,36 @@ class Sequential:
     def accuracy(self, x: Any, t: Any, batch_size: int | None = None) -> float:
         """Fraction in [0, 1] (not percent) of samples whose top score is the label (labels or one-hot
         targets, checked as :meth:`loss` checks them), evaluated ``batch_size`` rows at a time. One read:
-        the number of correct samples together with the number of out-of-range labels (a ``ValueError``)."""
+        the number of correct samples together with the number of out-of-range labels and of non-finite
+        values in the data (each a ``ValueError``: a NaN input would still give a number)."""
         xp = self.backend.xp
-        x = self._input(x)
+        x = self._input(_real_samples(self.backend, x, "x"))
         t = self._target(t)
-        if x.shape[0] != t.shape[0]:
-            raise ValueError(f"{x.shape[0]} inputs but {t.shape[0]} targets")
+        _same_samples(x, t, ("x", "t"), "accuracy")
+        out = self.shapes[-1][1] or tuple(self.forward(x[:1, ...], train=False).shape[1:])
+        if t.ndim == 2:  # one-hot or soft targets: the loss's own check (distributions, where reading is free)
+            self.loss_layer.check_target((x.shape[0], *out), t)
         hits = self.evaluate(x, t, batch_size, loss=False)[1]
-        bad = xp.zeros((), dtype=xp.int64, device=self.backend.device)
-        c = None
+        zero = xp.zeros((), dtype=xp.int64, device=self.backend.device)
+        bad, c = zero, out[-1]
         if t.ndim == 1 and xp.isdtype(t.dtype, "integral"):
-            out = self.shapes[-1][1] or tuple(self.forward(x[:1, ...], train=False).shape[1:])
-            c = out[-1]
             ok = labels_in_range(xp, t, c)
             if ok is not None:
                 bad = xp.sum(xp.astype(~ok, xp.int64))
-        correct, out_of_range = (int(v) for v in self.backend.to_host(xp.stack([xp.astype(hits, xp.int64), bad])))
-        if out_of_range and c is not None:
+        counts = [
+            xp.astype(hits, xp.int64),
+            bad,
+            _non_finite(xp, x),
+            _non_finite(xp, t) if self.backend.is_float(t) else zero,
+        ]
+        correct, out_of_range, bad_x, bad_t = (int(v) for v in self.backend.to_host(xp.stack(counts)))
+        if out_of_range:
             raise ValueError(f"accuracy: {out_of_range} labels outside [0, {c - 1}] for {c} classes")
+        if bad_x or bad_t:
+            raise ValueError(
+                f"accuracy: the data hold non-finite values (NaN or inf: {bad_x} in x, {bad_t} in t); "
+                f"an accuracy of such data means nothing"
+            )
         return correct / x.shape[0]
 
     # -- moving, state ------------------------------------------------------------------------
@@ -349,3 +370,33 @@ class Sequential:
     def save(self, path: str, optimizer: Any = None) -> None:
         """Save architecture + weights (+ optimizer state) atomically; see :func:`xpnet.load`."""
         fileformat.save(self, path, optimizer=optimizer)
+
+
+# -- data at the boundary: small checks shared by check_data, predict and accuracy -------------------------
+def _real_samples(backend: Backend, a: Any, name: str) -> Any:
+    """``a`` (host data such as lists become an array of ``backend``), refused when complex (casting
+    would drop the imaginary part) or 0-d (no sample axis)."""
+    if not (hasattr(a, "dtype") and hasattr(a, "shape")):
+        a = backend.asarray(a, strict=True)
+    if "complex" in str(a.dtype):
+        raise ValueError(
+            f"{name} is complex ({a.dtype}); xpnet computes with real numbers and would drop the imaginary "
+            f"part: give real data (e.g. the real and imaginary parts as separate features)"
+        )
+    if len(a.shape) == 0:
+        raise ValueError(f"{name} is a 0-d array (one number); give samples along the first axis, shape (N, ...)")
+    return a
+
+
+def _same_samples(x: Any, t: Any, names: tuple[str, str], who: str = "") -> None:
+    """``ValueError`` naming the arguments unless ``x`` and ``t`` hold the same number (>= 1) of samples."""
+    prefix = f"{who}: " if who else ""
+    if x.shape[0] != t.shape[0]:
+        raise ValueError(f"{prefix}{x.shape[0]} inputs but {t.shape[0]} targets ({names[0]}, {names[1]})")
+    if x.shape[0] == 0:
+        raise ValueError(f"{prefix}{names[0]} and {names[1]} hold 0 samples: give at least one")
+
+
+def _non_finite(xp: Any, a: Any) -> Any:
+    """The number of NaN and infinite values of a floating array, as a 0-d int64 device array."""
+    return xp.sum(xp.astype(~xp.isfinite(a), xp.int64))

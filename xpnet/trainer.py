@@ -225,15 +225,17 @@ class Trainer:
         validation_split: float | None = None,
     ) -> History:
         model = self.model
-        x, t = model.check_data(x_train, t_train, values=True)  # moved and checked once, never in the step
-        test = model.check_data(x_test, t_test, values=True) if x_test is not None else None
+        # moved and checked once, never in the step
+        x, t = model.check_data(x_train, t_train, values=True, names=("x_train", "t_train"))
+        test = model.check_data(x_test, t_test, values=True, names=("x_test", "t_test")) if x_test is not None else None
         if validation_split is not None and x_val is not None:
             raise ValueError("give validation_split or x_val/t_val, not both")
         if validation_split is not None:
             x, t, *val_data = controls.split_validation(model, x, t, validation_split, self.seed)
             val: tuple[Any, ...] | None = tuple(val_data)
         else:
-            val = model.check_data(x_val, t_val, values=True) if x_val is not None else None
+            val = model.check_data(x_val, t_val, values=True, names=("x_val", "t_val")) if x_val is not None else None
+        self.comm.check_fit(self, {"train": (x, t), "test": test, "validation": val})  # before any collective
         keeper = controls.BestWeights()
         self.history = History(
             config={
@@ -251,13 +253,6 @@ class Trainer:
         run = ckpt.Run(self, (x, t), test)  # fresh, or where restore() left off (RNGs, history, position)
         run.keep(keeper)  # the best weights so far travel with the checkpoint
         best, since_best = run.best, run.since_best
-        self.comm.check_equal(
-            samples=x.shape[0],
-            parameters=model.n_params(),
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            test_samples=test[0].shape[0] if test is not None else 0,
-        )
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
         for epoch in range(run.epoch + 1, run.last + 1):
             start = time.perf_counter() - run.elapsed
@@ -284,8 +279,9 @@ class Trainer:
                 if record.get(name) is not None and not math.isfinite(record[name]):
                     raise ValueError(
                         f"non-finite {name.replace('_', ' ')} ({record[name]}) at epoch {epoch}: the learning "
-                        f"rate may be too high, the data holds NaN/inf, or labels lie outside [0, classes - 1] "
-                        f"(on a device backend an out-of-range label makes the loss NaN instead of raising)"
+                        f"rate may be too high, the data holds NaN/inf, or labels lie outside [0, classes - 1] or "
+                        f"target rows are no distributions (on a device backend such targets make the loss NaN "
+                        f"instead of raising)"
                     )
             self.history.append(record)
             if self.verbose:

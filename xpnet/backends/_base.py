@@ -238,6 +238,11 @@ class Backend:
     def free_memory(self) -> None:
         """Return cached device memory to the driver (CuPy's pool, torch's caching allocator)."""
 
+    def device_memory_free(self) -> int | None:
+        """Bytes arrays may still take on a device outside host memory (the driver's free memory plus what
+        the library's cache holds unused); ``None`` for host memory (see :mod:`xpnet.memory`) or unknown."""
+        return None
+
     def peer_torch_device(self) -> str | None:
         """The PyTorch device holding the same memory as this backend's device (the benchmark peer),
         or ``None`` where PyTorch cannot run there."""

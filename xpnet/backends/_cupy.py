@@ -119,6 +119,11 @@ class CupyBackend(Backend):
     def free_memory(self) -> None:
         self._lib.get_default_memory_pool().free_all_blocks()
 
+    def device_memory_free(self) -> int | None:
+        with self.device:
+            free, _total = self._lib.cuda.runtime.memGetInfo()
+        return int(free + self._lib.get_default_memory_pool().free_bytes())
+
     def peer_torch_device(self) -> str | None:
         try:
             import torch

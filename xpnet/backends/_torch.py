@@ -130,5 +130,12 @@ class TorchBackend(Backend):
         if self.is_gpu:
             self._lib.cuda.empty_cache()
 
+    def device_memory_free(self) -> int | None:
+        if not self.is_gpu:
+            return None
+        cuda = self._lib.cuda
+        free, _total = cuda.mem_get_info(self.device)
+        return int(free + cuda.memory_reserved(self.device) - cuda.memory_allocated(self.device))
+
     def peer_torch_device(self) -> str | None:
         return None if self.device.type == "meta" else str(self.device)

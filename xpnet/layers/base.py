@@ -40,6 +40,8 @@ class Layer:
             cls.forward = _evaluation_keeps_nothing(cls.__dict__["forward"])  # type: ignore[method-assign]
         if "backward" in cls.__dict__:
             cls.backward = _needs_training_forward(cls.__dict__["backward"])  # type: ignore[method-assign]
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _names_itself_when_out_of_memory(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     #: Whether the last forward was a training forward whose caches ``backward`` may use.
     trained: bool = False
@@ -124,6 +126,24 @@ def _evaluation_keeps_nothing(forward: Callable[..., Any]) -> Callable[..., Any]
     return wrapper
 
 
+def _names_itself_when_out_of_memory(init: Callable[..., None]) -> Callable[..., None]:
+    """A ``MemoryError`` while a layer is created names the layer, as called (``Affine(30000, 30000)``)."""
+
+    @functools.wraps(init)
+    def wrapper(self: Layer, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except MemoryError as e:
+            if getattr(e, "xpnet_layer", None) is not None:  # named by the subclass's own __init__ already
+                raise
+            call = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+            named = MemoryError(f"{type(self).__name__}({call}): out of memory creating the layer: {e}")
+            named.xpnet_layer = type(self).__name__  # type: ignore[attr-defined]
+            raise named from e
+
+    return wrapper
+
+
 def _needs_training_forward(backward: Callable[..., Any]) -> Callable[..., Any]:
     """``backward`` refused unless the last forward was a training forward (its caches are current)."""
 
@@ -153,8 +173,17 @@ def init_weight(backend: Backend, shape: tuple[int, ...], fan_in: int, init: str
         std = float(init)
     else:
         raise ValueError(f"init must be 'he', 'xavier' or a positive float std, got {init!r}")
-    w = host_rng().standard_normal(shape) * std
-    return backend.asarray(w)
+    try:
+        w = host_rng().standard_normal(shape)  # float64 on the host, whatever the model's dtype
+        w *= std  # in place: the same values as `* std`, without a second float64 copy
+        return backend.asarray(w)
+    except MemoryError as e:
+        n, dtype = math.prod(shape), backend.dtype()
+        name = getattr(dtype, "__name__", str(dtype))
+        raise MemoryError(
+            f"weights of shape {tuple(shape)} ({n:,} values: {n * 8 / 1e9:.2f} GB drawn as float64 on the host, "
+            f"then {n * backend.xp.finfo(dtype).bits / 8e9:.2f} GB as {name}): {e}"
+        ) from e
 
 
 def zeros(backend: Backend, shape: tuple[int, ...]) -> Any:
