@@ -126,9 +126,9 @@ def test_bench_cnn_and_kernels_cli(capsys, tmp_path):
         assert "threadpoolctl is not installed" in result["blas"]["blas_error"]
 
 
-def test_bench_rejects_unknown_network():
-    with pytest.raises(SystemExit):
-        main(["bench", "--backend", "numpy", "--network", "huge"])
+def test_bench_rejects_unknown_network(capsys):
+    assert main(["bench", "--backend", "numpy", "--network", "huge"]) == 2
+    assert capsys.readouterr().err.startswith("xpnet bench: error: --network: unknown value 'huge'; valid: small")
 
 
 def test_torch_peer_cnns_match_xpnet_shapes():

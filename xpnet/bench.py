@@ -21,7 +21,6 @@ This module also times the seed headline: one numerical gradient vs one backprop
 
 from __future__ import annotations
 
-import argparse
 import gc
 import itertools
 import json
@@ -671,7 +670,9 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
+    from . import cli_checks as C
+
+    p = C.Parser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument(
         "--backend", default=None, help="comma-separated backends (default: all available but array_api_strict)"
     )
@@ -684,10 +685,20 @@ def main(argv: list[str] | None = None) -> int:
         + " (default: small,large,simplecnn,deepcnn)",
     )
     p.add_argument(
-        "--rounds", type=int, default=None, help="interleaved rounds (min / median / max reported; default 7)"
+        "--rounds",
+        type=C.option_type("rounds"),
+        default=None,
+        help="interleaved rounds (min / median / max reported; default 7)",
     )
-    p.add_argument("--min-time", type=float, default=None, help="seconds per candidate per round (default 0.2)")
-    p.add_argument("--dtype", default="float32", help="float32 | float64 (default float32)")
+    p.add_argument(
+        "--min-time",
+        type=C.option_type("min_time"),
+        default=None,
+        help="seconds per candidate per round (default 0.2)",
+    )
+    p.add_argument(
+        "--dtype", type=C.option_type("dtype"), default="float32", help="float32 | float64 (default float32)"
+    )
     p.add_argument(
         "--kernels", action="store_true", help="also time the CNN layers' kernels (conv, pool, ReLU) vs PyTorch"
     )
@@ -711,19 +722,18 @@ def main(argv: list[str] | None = None) -> int:
     args.network = args.network if args.network is not None else quick[0]
     args.rounds = args.rounds if args.rounds is not None else quick[1]
     args.min_time = args.min_time if args.min_time is not None else quick[2]
-    if args.rounds < 1 or args.min_time <= 0:
-        p.error(f"--rounds must be >= 1 and --min-time > 0, got {args.rounds} and {args.min_time}")
     names = (
         args.backend.split(",") if args.backend else [b for b in B.available_backends() if not B.ADAPTERS[b].checker]
     )
-    networks = args.network.split(",")
-    for n in networks:
-        if n not in NETWORKS:
-            p.error(f"unknown network {n!r}; valid: {', '.join(NETWORKS)}")
+    networks = C.names("network", args.network, NETWORKS)
+    backends = [C.resolve(name, args.device) for name in names]  # every option checked before the first timing
+    for backend in backends:
+        C.check_dtype(backend, args.dtype)
     quiet = args.json == "-"
+    if not quiet:
+        C.check_output("json", args.json, (".json",))
     rows, kernels = [], []
-    for name in names:
-        backend = B.resolve_backend(name, args.device)
+    for backend in backends:
         rows += bench_backend(backend, networks, args.rounds, args.min_time, args.dtype, memory=not args.no_memory)
         if args.kernels:
             kernels += bench_kernels(backend, args.rounds, args.min_time, args.dtype, quick=args.quick)
