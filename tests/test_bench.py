@@ -77,7 +77,8 @@ def test_busy_machine_and_missing_peer_are_reported(monkeypatch):
             }
         ]
     )
-    assert ("1.000 / 2.000 / 3.000" in table and "| – |" in table.replace("  ", " ").replace("  ", " ")) or "–" in table
+    row = table.splitlines()[2]
+    assert "1.00/2.00/3.00" in row and row.split("|")[4].strip() == "–"  # xpnet ms; torch ms not timed
 
 
 def test_peer_missing_without_torch(monkeypatch):
