@@ -103,6 +103,7 @@ def test_bench_runs_and_reports_ratios(capsys, tmp_path):
     assert main([*TINY_BENCH, "--json", str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
     assert "xpnet/torch" in out and "xpnet/gemm" in out and "backprop is" in out and "BLAS:" in out
+    assert all(len(line) <= 120 for line in out.splitlines() if line.startswith("|"))
     result = json.loads((tmp_path / "b.json").read_text())
     row = result["rows"][0]
     assert row["backend"] == "numpy" and row["xpnet_ms"] > 0 and row["gemm_ms"] > 0
