@@ -187,6 +187,15 @@ def _schedule(v: Any) -> str | None:
     return _choice(SCHEDULES)(name) + sep + rest
 
 
+def _backend(v: Any) -> str | None:
+    """``--backend``: its name lower-cased (``NumPy`` → ``numpy``), a device after ``:`` kept as given;
+    resolved, and refused where unknown or unavailable, by :func:`resolve`."""
+    if v is None:
+        return None
+    name, sep, device = str(v).strip().partition(":")
+    return _name(name) + sep + device
+
+
 CHECKS: dict[str, Callable[[Any], Any]] = {
     "dataset": _choice(DATASETS),
     "model": _choice(MODELS),
@@ -209,6 +218,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "validation_split": _number(float, 0, 1, lo_open=True, hi_open=True, none=True),
     "gradient": _choice(("backprop", "numerical")),
     "schedule": _schedule,
+    "backend": _backend,
     "patience": _number(int, 1, none=True),
     "checkpoint_every": _number(int, 1, none=True),
     "seeds": _number(int, 1, none=True),
