@@ -36,6 +36,7 @@ WRONG = [
     (["data", "mnist", "--mir", "http://example.org"], "--mir"),
     # --checkpoint-every: refused up front, by its flag
     (["train", "--checkpoint-every", "0"], "--checkpoint-every"),
+    (["train", "--checkpoint", "/nonexistent/run.ckpt"], "--checkpoint"),
     (["train", "--checkpoint-every", "-2"], "--checkpoint-every"),
     (["compare", "--checkpoint-every", "0"], "--checkpoint-every"),
     # xpnet bench: exit 2 as train

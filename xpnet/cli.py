@@ -363,6 +363,7 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         _refuse_existing(args.checkpoint)
     check_runs([cfg], _explicit(_train_parser(), argv), args.device)
     C.check_output("save", args.save, (".npz",))
+    C.check_output("checkpoint", args.checkpoint)
     C.check_output("history", args.history, (".json", ".csv"))
     C.check_plot(args.plot)
     cfg["data_path"] = args.data_path if args.data_path is not None else cfg.get("data_path")

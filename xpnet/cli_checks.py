@@ -293,16 +293,18 @@ def check_dtype(backend: B.Backend, dtype: str) -> None:
         raise UsageError("dtype", str(e)) from None
 
 
-def check_output(option: str, path: str | None, suffixes: tuple[str, ...]) -> None:
-    """``path`` ends in one of ``suffixes`` and can be written (its folder exists and is writable)."""
+def check_output(option: str, path: str | None, suffixes: tuple[str, ...] = ()) -> None:
+    """``path`` ends in one of ``suffixes`` (any name where none are given) and can be written (its folder
+    exists and is writable)."""
     if path is None:
         return
     p = pathlib.Path(path)
-    if p.suffix.lower() not in suffixes:
+    if suffixes and p.suffix.lower() not in suffixes:
         raise UsageError(option, f"{path!r} must end in {' or '.join(suffixes)}")
     folder = p.parent if str(p.parent) else pathlib.Path(".")
     if p.is_dir():
-        raise UsageError(option, f"{path!r} is a folder; give a file name ending in {' or '.join(suffixes)}")
+        ending = f" ending in {' or '.join(suffixes)}" if suffixes else ""
+        raise UsageError(option, f"{path!r} is a folder; give a file name{ending}")
     if not folder.is_dir():
         raise UsageError(option, f"the folder {str(folder)!r} does not exist")
     if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
