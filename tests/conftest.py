@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from xptest import CPU_BACKENDS, DEVICE_BACKENDS, backend_device_combinations
+from xptest import CPU_BACKENDS, DEVICE_BACKENDS, backend_device_combinations, skip_summary
 
 import xpnet
 from xpnet.backends import BackendUnavailableError
@@ -49,3 +49,8 @@ def cpu_backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skips as one count per reason, after the failures and errors (``-rfE`` in pyproject.toml)."""
+    skip_summary(terminalreporter)

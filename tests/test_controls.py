@@ -223,13 +223,14 @@ def test_cli_controls_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--gradient", "symbolic"], "--gradient: unknown mode 'symbolic'; valid: backprop, numerical"),
-        (["--schedule", "cos"], "--schedule: unknown schedule 'cos'"),
-        (["--warmup", "5"], "--warmup (5) must be fewer than --epochs (2)"),
-        (["--clip-norm", "0"], "--clip-norm must be a finite number > 0"),
-        (["--validation-split", "1.5"], "--validation-split must be a fraction in (0, 1)"),
-        (["--validation-split", "0.2", "--patience", "0"], "--patience must be an integer >= 1"),
-        (["--restore-best"], "--restore-best needs --validation-split"),
+        (["--gradient", "symbolic"], "--gradient: unknown value 'symbolic'; valid: backprop, numerical"),
+        (["--schedule", "cos"], "--schedule: unknown value 'cos'; valid: constant, step, exponential, cosine"),
+        (["--schedule", "step:2:x"], "--schedule: step:2:x: could not convert"),
+        (["--warmup", "5"], "--warmup: (5) must be fewer than --epochs (2)"),
+        (["--clip-norm", "0"], "--clip-norm: '0' is not a number > 0"),
+        (["--validation-split", "1.5"], "--validation-split: '1.5' is not a number in (0, 1)"),
+        (["--validation-split", "0.2", "--patience", "0"], "--patience: '0' is not an integer >= 1"),
+        (["--restore-best"], "--restore-best: needs --validation-split"),
     ],
 )
 def test_cli_options_are_checked_before_training(args, message):

@@ -61,3 +61,25 @@ def assert_same_on_cpu_backends(build, x, t, seed=7):
         np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12, err_msg=name)
         for k in g0:
             np.testing.assert_allclose(g[k], g0[k], rtol=1e-10, atol=1e-12, err_msg=f"{name} {k}")
+
+
+def skip_reason(report) -> str:
+    """A skipped test's reason, without pytest's ``Skipped: `` prefix."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def skip_summary(terminalreporter) -> None:
+    """The suite's skips as one count per reason (``-rfE`` reports failures and errors in full; ``-ra``
+    listed every skipped test, hundreds of lines burying the result)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    counts: dict[str, int] = {}
+    for report in skipped:
+        reason = skip_reason(report)
+        counts[reason] = counts.get(reason, 0) + 1
+    terminalreporter.write_sep("=", f"{len(skipped)} skipped, by reason")
+    for reason, n in sorted(counts.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{n:5d} × {reason}")

@@ -21,7 +21,6 @@ This module also times the seed headline: one numerical gradient vs one backprop
 
 from __future__ import annotations
 
-import argparse
 import gc
 import itertools
 import json
@@ -598,50 +597,93 @@ def numgrad_vs_backprop(hidden: int = 50, batch: int = 100) -> dict[str, float]:
     return {"numerical_s": numeric, "backprop_s": backprop, "ratio": numeric / backprop, "parameters": model.n_params()}
 
 
+WIDTH = 120
+"""The printed report's width: every table and line fits in it."""
+
+
+def _num(ms: float) -> str:
+    """A time in ms, 3 or 4 significant digits, at most 5 characters below 100 s."""
+    return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
+
+
 def _ms(r: dict[str, Any], k: str) -> str:
+    """``min/median/max`` in ms, or "–" where the candidate was not timed."""
     if f"{k}_ms" not in r:
         return "–"
-    return f"{r[f'{k}_ms']:.3f} / {r[f'{k}_ms_median']:.3f} / {r[f'{k}_ms_max']:.3f}"
+    return "/".join(_num(r[f"{k}_ms{part}"]) for part in ("", "_median", "_max"))
 
 
 def _mib(v: float | None) -> str:
-    return "–" if v is None else f"{v:.1f}"
+    """Peak MiB; "–" where nothing was measured: no measurement (None) or an RSS high-water mark that
+    did not grow (0: the step ran in memory already resident)."""
+    if not v:
+        return "–"
+    return "<0.1" if v < 0.1 else f"{v:.1f}"
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    """The step table: times as min / median / max ms, ratios of the minima, peak memory in MiB."""
-    head = [
-        "backend",
-        "network",
-        "batch",
-        "xpnet ms",
-        "torch ms",
-        "gemm ms",
-        "xpnet/torch",
-        "xpnet/gemm",
-        "xpnet MiB (tracemalloc)",
-        "xpnet MiB (RSS)",
-        "torch MiB (RSS)",
+    """The step table: times as min/median/max ms, ratios of the minima (the backend column only when the
+    rows hold several; peak memory: :func:`format_memory`). Fits :data:`WIDTH` columns."""
+    several = len({r["backend"] for r in rows}) > 1
+    head = [*(["backend"] if several else []), "network", "batch", "xpnet ms", "torch ms", "gemm ms"]
+    head += ["xpnet/torch", "xpnet/gemm"]
+    body = [
+        [
+            *([r["backend"]] if several else []),
+            r["network"],
+            str(r["batch"]),
+            _ms(r, "xpnet"),
+            _ms(r, "torch"),
+            _ms(r, "gemm"),
+            f"{r['xpnet/torch']:.2f}" if "xpnet/torch" in r else "–",
+            f"{r['xpnet/gemm']:.2f}",
+        ]
+        for r in rows
     ]
-    body = []
-    for r in rows:
-        mx, mt = r.get("memory_xpnet", {}), r.get("memory_torch", {})
-        body.append(
-            [
-                r["backend"],
-                r["network"],
-                str(r["batch"]),
-                _ms(r, "xpnet"),
-                _ms(r, "torch"),
-                _ms(r, "gemm"),
-                f"{r['xpnet/torch']:.2f}" if "xpnet/torch" in r else "–",
-                f"{r['xpnet/gemm']:.2f}",
-                _mib(mx.get("tracemalloc_mib")),
-                _mib(mx.get("rss_peak_mib")),
-                _mib(mt.get("rss_peak_mib")),
-            ]
-        )
     return markdown_table(head, body, align="right")
+
+
+MEMORY_COLUMNS = {
+    "xpnet MiB (tracemalloc)": ("memory_xpnet", "tracemalloc_mib"),
+    "xpnet MiB (RSS)": ("memory_xpnet", "rss_peak_mib"),
+    "torch MiB (RSS)": ("memory_torch", "rss_peak_mib"),
+}
+
+
+def format_memory(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """The peak memory of one training step (:func:`peak_memory`) per network, and one footnote per
+    column that shows "–", saying why nothing was measured there. ``("", [])`` without measurements."""
+    rows = [r for r in rows if "memory_xpnet" in r]
+    if not rows:
+        return "", []
+    several = len({r["backend"] for r in rows}) > 1
+    head = [*(["backend"] if several else []), "network", "batch", *MEMORY_COLUMNS]
+    body = [
+        [
+            *([r["backend"]] if several else []),
+            r["network"],
+            str(r["batch"]),
+            *(_mib(r.get(group, {}).get(key)) for group, key in MEMORY_COLUMNS.values()),
+        ]
+        for r in rows
+    ]
+    notes = []
+    for column, (group, key) in MEMORY_COLUMNS.items():
+        values = [r.get(group, {}).get(key) for r in rows]
+        if any(v is None for v in values):
+            if any(group not in r for r in rows):
+                why = "no PyTorch peer ran (see the note on the peer column)"
+            elif key == "tracemalloc_mib":
+                why = "tracemalloc sees NumPy's host buffers only, not this backend's arrays (tensors, device memory)"
+            else:
+                why = "no /proc/self/status to read the resident set from (Linux only)"
+            notes.append(f"{column} –: {why}")
+        if any(v == 0 for v in values):
+            notes.append(
+                f"{column} –: the resident set's high-water mark did not grow during the step (its memory was "
+                "already resident, kept by the allocator since the warm-up call): RSS measured nothing there"
+            )
+    return markdown_table(head, body, align="right"), notes
 
 
 def format_kernels(rows: list[dict[str, Any]]) -> str:
@@ -659,6 +701,18 @@ def format_kernels(rows: list[dict[str, Any]]) -> str:
     return markdown_table(head, body, align="right")
 
 
+def _wrap(text: str) -> str:
+    """A report line folded to :data:`WIDTH` columns (continuations indented)."""
+    import textwrap
+
+    return "\n".join(
+        textwrap.fill(part, WIDTH, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
+        if part
+        else part
+        for part in text.split("\n")
+    )
+
+
 def _notes(rows: list[dict[str, Any]]) -> list[str]:
     notes = list(dict.fromkeys(r["peer_missing"] for r in rows if r.get("peer_missing")))
     busy = [r.get("network", r.get("kernel")) for r in rows if r.get("busy")]
@@ -671,7 +725,9 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
+    from . import cli_checks as C
+
+    p = C.Parser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument(
         "--backend", default=None, help="comma-separated backends (default: all available but array_api_strict)"
     )
@@ -684,10 +740,20 @@ def main(argv: list[str] | None = None) -> int:
         + " (default: small,large,simplecnn,deepcnn)",
     )
     p.add_argument(
-        "--rounds", type=int, default=None, help="interleaved rounds (min / median / max reported; default 7)"
+        "--rounds",
+        type=C.option_type("rounds"),
+        default=None,
+        help="interleaved rounds (min / median / max reported; default 7)",
     )
-    p.add_argument("--min-time", type=float, default=None, help="seconds per candidate per round (default 0.2)")
-    p.add_argument("--dtype", default="float32", help="float32 | float64 (default float32)")
+    p.add_argument(
+        "--min-time",
+        type=C.option_type("min_time"),
+        default=None,
+        help="seconds per candidate per round (default 0.2)",
+    )
+    p.add_argument(
+        "--dtype", type=C.option_type("dtype"), default="float32", help="float32 | float64 (default float32)"
+    )
     p.add_argument(
         "--kernels", action="store_true", help="also time the CNN layers' kernels (conv, pool, ReLU) vs PyTorch"
     )
@@ -711,19 +777,18 @@ def main(argv: list[str] | None = None) -> int:
     args.network = args.network if args.network is not None else quick[0]
     args.rounds = args.rounds if args.rounds is not None else quick[1]
     args.min_time = args.min_time if args.min_time is not None else quick[2]
-    if args.rounds < 1 or args.min_time <= 0:
-        p.error(f"--rounds must be >= 1 and --min-time > 0, got {args.rounds} and {args.min_time}")
     names = (
         args.backend.split(",") if args.backend else [b for b in B.available_backends() if not B.ADAPTERS[b].checker]
     )
-    networks = args.network.split(",")
-    for n in networks:
-        if n not in NETWORKS:
-            p.error(f"unknown network {n!r}; valid: {', '.join(NETWORKS)}")
+    networks = C.names("network", args.network, NETWORKS)
+    backends = [C.resolve(name, args.device) for name in names]  # every option checked before the first timing
+    for backend in backends:
+        C.check_dtype(backend, args.dtype)
     quiet = args.json == "-"
+    if not quiet:
+        C.check_output("json", args.json, (".json",))
     rows, kernels = [], []
-    for name in names:
-        backend = B.resolve_backend(name, args.device)
+    for backend in backends:
         rows += bench_backend(backend, networks, args.rounds, args.min_time, args.dtype, memory=not args.no_memory)
         if args.kernels:
             kernels += bench_kernels(backend, args.rounds, args.min_time, args.dtype, quick=args.quick)
@@ -745,25 +810,29 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_numgrad:
         result["numgrad_vs_backprop"] = numgrad_vs_backprop()
     if not quiet:
-        print("\n".join(describe_blas(result["blas"])))
+        lines: list[str] = describe_blas(result["blas"])
         for name in dict.fromkeys(r["backend"] for r in rows):  # one table per backend
             mine = [r for r in rows if r["backend"] == name]
-            print(
-                f"\n{name} ({mine[0]['device']}, {mine[0]['dtype']}): xpnet vs PyTorch eager vs the GEMM bound "
-                "(the matrix products alone); ms as min / median / max, ratios of the minima"
-            )
-            print(format_rows(mine))
+            lines += [
+                f"\n{name} ({mine[0]['device']}, {mine[0]['dtype']}): one training step, xpnet vs PyTorch eager vs "
+                "the GEMM bound (the matrix products alone)",
+                f"ms as min/median/max over {args.rounds} interleaved rounds; ratios of the minima",
+                format_rows(mine),
+            ]
+            memory, memory_notes = format_memory(mine)
+            if memory:
+                lines += ["peak memory of one training step (xpnet.bench.peak_memory)", memory, *memory_notes]
         if kernels:
-            print("\nper-layer kernels, ms as min / median / max")
-            print(format_kernels(kernels))
-        for line in _notes(rows + kernels):
-            print(line)
+            lines += ["\nper-layer kernels, ms as min/median/max", format_kernels(kernels)]
+        lines += _notes(rows + kernels)
         if "numgrad_vs_backprop" in result:
             h = result["numgrad_vs_backprop"]
-            print(
+            lines.append(
                 f"numerical gradient {h['numerical_s'] * 1e3:.1f} ms vs backprop {h['backprop_s'] * 1e3:.3f} ms "
                 f"per gradient ({h['parameters']} parameters, digits batch 100): backprop is {h['ratio']:.0f}x faster"
             )
+        for line in lines:
+            print(line if "\n|" in line or line.startswith("|") else _wrap(line))
     if args.json:
         text = json.dumps(result, indent=2)
         if quiet:

@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import math
 import os
 import pathlib
 import re
@@ -18,7 +19,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,13 +43,16 @@ ratio to the fastest run (``compare --gradient numerical,backprop``)."""
 
 
 def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
-    """The options of ``train``; with ``many`` (``compare``) each takes a list of values."""
+    """The options of ``train``; with ``many`` (``compare``) each takes a list of values (checked by
+    :func:`compare_grid`); ``train``'s are converted and checked as they are parsed (:func:`C.option_type`)."""
 
     def opt(flag: str, typ: Any, default: Any, help: str) -> None:
         if many:
             p.add_argument(flag, type=str, nargs="+", default=None, metavar="V", help=help + f" (default {default})")
         else:
-            p.add_argument(flag, type=typ, default=default, help=help + f" (default {default})")
+            key = flag[2:].replace("-", "_")
+            check = C.option_type(key) if key in C.CHECKS else typ
+            p.add_argument(flag, type=check, default=default, help=help + f" (default {default})")
 
     opt("--dataset", str, "digits", "digits | mnist | fashion-mnist")
     opt(
@@ -97,7 +101,7 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
     opt("--validation-split", float, None, "hold out this stratified fraction of the training data for validation")
     p.add_argument(
         "--patience",
-        type=int,
+        type=C.option_type("patience"),
         default=None,
         help="stop after this many epochs without a lower validation loss (needs --validation-split)",
     )
@@ -120,7 +124,11 @@ def _add_training_options(p: argparse.ArgumentParser, many: bool) -> None:
         else "write a run checkpoint here after every epoch (resume with --resume)",
     )
     p.add_argument(
-        "--checkpoint-every", type=int, default=None, metavar="K", help="checkpoint every K-th epoch (default 1)"
+        "--checkpoint-every",
+        type=C.option_type("checkpoint_every"),
+        default=None,
+        metavar="K",
+        help="checkpoint every K-th epoch (default 1)",
     )
     if many:
         p.add_argument("--verbose", action="store_true", help="the model summary and every epoch of every run")
@@ -165,8 +173,53 @@ def _load_data(name: str, path: str | None, images: bool = False) -> Any:
     return DATASETS[name](flatten=not images) if name == "digits" else DATASETS[name](path, flatten=not images)
 
 
+def _classes(t: np.ndarray) -> int:
+    return int(t.max()) + 1 if t.ndim == 1 else int(t.shape[1])
+
+
+def data_line(
+    name: str, data: Any, path: str | None = None, validation_split: float | None = None, seed: int = 0
+) -> str:
+    """What a run trains on, in one line: ``data: digits (8×8, embedded in xpnet), 1438 train / 359 test``."""
+    (x, t), (xt, _) = data
+    if x.ndim == 4:
+        size = "×".join(map(str, x.shape[2:])) + (f"×{x.shape[1]} channels" if x.shape[1] > 1 else "")
+    else:
+        side = math.isqrt(x.shape[1])
+        size = f"{side}×{side}" if side * side == x.shape[1] else f"{x.shape[1]} features"
+    where = "embedded in xpnet" if name == "digits" else f"IDX files from {path}" if path else "IDX files"
+    train = f"{x.shape[0]} train"
+    if validation_split is not None:
+        held = controls.stratified_split(t, validation_split, seed)[1].size
+        train += f" ({held} of them held out for validation)"
+    return f"data: {name} ({size}, {_classes(t)} classes, {where}), {train} / {xt.shape[0]} test"
+
+
+def loss_warning(command: str, classes: int, run: str = "") -> Callable[[Any, dict[str, Any]], None]:
+    """A ``Trainer`` callback for the command line: one warning line on stderr, the first time an epoch
+    ends with a training loss above ln(classes) (worse than a uniform guess; training diverges). The run
+    goes on; the Python API adds no such callback and stays silent."""
+    limit = math.log(classes)
+    warned = False
+
+    def check(trainer: Trainer, record: dict[str, Any]) -> None:
+        nonlocal warned
+        loss = record["train_loss"]
+        if not warned and trainer.comm.is_root and loss > limit:
+            warned = True
+            print(
+                f"xpnet {command}: warning: {run}epoch {record['epoch']} ended with a training loss of {loss:.4g}, "
+                f"above ln({classes}) = {limit:.4f} (a uniform guess): training diverges, try a lower --lr; "
+                f"the run goes on",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return check
+
+
 def _build(cfg: dict[str, Any], x: np.ndarray, t: np.ndarray):
-    classes = int(t.max()) + 1 if t.ndim == 1 else t.shape[1]
+    classes = _classes(t)
     if cfg["model"] == "simple-cnn":
         return simple_cnn(
             x, classes, activation_name=cfg["activation"], init=_init(cfg["init"]), hswish_n=cfg["hswish_n"]
@@ -201,14 +254,17 @@ def run_config(
     checkpoint: Any = None,
     checkpoint_every: int | None = None,
     resume: Any = None,
+    callbacks: Sequence[Callable[[Any, dict[str, Any]], Any]] = (),
 ):
     """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history).
 
     ``comm``: train data-parallel on this communicator (:func:`xpnet.distributed.init`).
     ``checkpoint``: write a run checkpoint (holding ``cfg``) there; ``resume``: continue the run saved
-    in that file instead (its model and optimizer; ``cfg`` gives the epochs and backend)."""
+    in that file instead (its model and optimizer; ``cfg`` gives the epochs and backend).
+    ``callbacks``: the ``Trainer``'s (the command line's :func:`loss_warning`)."""
     (x, t), (xt, tt) = data
     trainer_options, fit_options = controls.cli_options(cfg)
+    trainer_options["callbacks"] = list(callbacks)
     if resume is not None:
         trainer = _resumed_trainer(
             cfg, resume, device, verbose, out, checkpoint, checkpoint_every, comm, trainer_options
@@ -311,10 +367,15 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         _refuse_existing(args.checkpoint)
     check_runs([cfg], _explicit(_train_parser(), argv), args.device)
     C.check_output("save", args.save, (".npz",))
+    C.check_output("checkpoint", args.checkpoint)
     C.check_output("history", args.history, (".json", ".csv"))
     C.check_plot(args.plot)
     cfg["data_path"] = args.data_path if args.data_path is not None else cfg.get("data_path")
     data = _load_data(cfg["dataset"], cfg["data_path"], images=cfg["model"] != "mlp")
+    root = comm is None or comm.is_root
+    if root:
+        print(data_line(cfg["dataset"], data, cfg["data_path"], cfg.get("validation_split"), cfg["seed"]), flush=True)
+    done_before = len(ckpt.info(args.resume)["history"]["records"]) if args.resume else 0
     start = time.perf_counter()
     model, optimizer, history = run_config(
         cfg,
@@ -325,12 +386,13 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        callbacks=[loss_warning("train", _classes(data[0][1]))],
     )
     wall = time.perf_counter() - start
-    if comm is not None and not comm.is_root:
+    if not root:
         return 0  # rank 0 prints the table, saves and plots
     print(format_table([(cfg, history.summary())], ["model" if cfg["model"] != "mlp" else "activation"]))
-    print(f"wall time {wall:.1f} s (training and per-epoch evaluation: {history.total_seconds:.1f} s)")
+    print(wall_time_line(wall, history, done_before))
     if args.save:
         model.save(args.save, optimizer=optimizer)
         print(f"model saved to {args.save}")
@@ -339,6 +401,25 @@ def cmd_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     if args.plot:
         history.plot(args.plot, label=cfg["activation"])
     return 0
+
+
+def wall_time_line(wall: float, history: Any, done_before: int = 0) -> str:
+    """The time of this invocation, and of the run's training and per-epoch evaluation: for a resumed
+    run (``done_before`` epochs were recorded by earlier invocations) both this invocation's epochs and
+    the whole run's, each figure saying what it covers."""
+    records = history.records
+    mine = sum(r["seconds"] for r in records[done_before:])
+    if not done_before:
+        return f"wall time {wall:.1f} s (training and per-epoch evaluation: {mine:.1f} s)"
+    if len(records) > done_before:
+        now = f"epochs {records[done_before]['epoch']}–{records[-1]['epoch']}"
+    else:
+        now = "no epoch left to train"
+    return (
+        f"wall time of this invocation {wall:.1f} s ({now}: training and per-epoch evaluation {mine:.1f} s); "
+        f"the whole run, {len(records)} epochs over all invocations: {history.total_seconds:.1f} s of training "
+        f"and per-epoch evaluation (the table's time)"
+    )
 
 
 def compare_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
@@ -354,8 +435,6 @@ def compare_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     grid = compare_grid(args)
-    if args.seeds is not None and args.seeds < 1:
-        raise C.UsageError("seeds", f"{args.seeds} is not an integer >= 1")
     try:
         seeds = compare_seeds(grid.pop("seed"), args.seeds)
     except ValueError as e:  # "--seed lists a seed twice ..." or "--seeds N runs ..."
@@ -387,6 +466,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         images = cfg["model"] != "mlp"
         if (cfg["dataset"], images) not in datasets:
             datasets[cfg["dataset"], images] = _load_data(cfg["dataset"], args.data_path, images)
+            if not args.quiet:
+                print(data_line(cfg["dataset"], datasets[cfg["dataset"], images], args.data_path), flush=True)
         runs = []
         for s in seeds:
             name = label + (f", seed={s}" if len(seeds) > 1 else "")
@@ -403,6 +484,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 checkpoint=row,
                 checkpoint_every=args.checkpoint_every,
                 resume=row if row is not None and row.exists() else None,
+                callbacks=[loss_warning("compare", _classes(datasets[cfg["dataset"], images][0][1]), f"{name}: ")],
             )[2]
             history.config["wall_seconds"] = time.perf_counter() - start
             runs.append(history)
@@ -452,13 +534,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _data_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = C.Parser(
         prog="xpnet data",
         description="Download a dataset's IDX files, verify their "
         "published SHA-256, and keep them where xpnet looks ($XPNET_DATA/NAME, else "
         "~/.cache/xpnet/NAME).",
     )
-    p.add_argument("name", choices=list(DOWNLOADS), help="the dataset")
+    p.add_argument("name", type=C.option_type("download"), metavar="NAME", help="the dataset: " + " | ".join(DOWNLOADS))
     p.add_argument("--dir", default=None, help="download into this folder instead of the cache")
     p.add_argument(
         "--mirror",
@@ -471,7 +553,7 @@ def _data_parser() -> argparse.ArgumentParser:
 
 
 def _compare_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = C.Parser(
         prog="xpnet compare",
         description="Run every combination of the given values and "
         "print one table (lists: --activation relu,swish --lr 0.1 0.5).",
@@ -485,7 +567,7 @@ def _compare_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seeds",
-        type=int,
+        type=C.option_type("seeds"),
         default=None,
         metavar="N",
         help="run each configuration with seeds S..S+N-1 (S = --seed) and print mean ± sd (min–max) per column",
@@ -494,7 +576,7 @@ def _compare_parser() -> argparse.ArgumentParser:
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = C.Parser(
         prog="xpnet train",
         description="Train a model (an MLP, or the book's CNNs with --model) and print the articles' table row.",
     )
@@ -568,8 +650,9 @@ def _main(argv: list[str]) -> int:
         print(f"xpnet {version()}")
         return 0
     if argv[0] not in COMMANDS:
-        _usage(sys.stderr)
-        print(f"xpnet: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(
+            f"xpnet: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)} (xpnet --help)", file=sys.stderr
+        )
         return 2
     command, rest = argv[0], argv[1:]
     undo = ckpt.raise_on_sigterm()
@@ -695,7 +778,7 @@ def _interrupted(command: str, rest: Sequence[str], e: KeyboardInterrupt) -> int
     if path is not None:
         what += f"; checkpoint saved to {path}"
     else:  # stopped outside a checkpointing fit: the newest checkpoint on disk, if any, is intact
-        p = argparse.ArgumentParser(add_help=False)
+        p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
         p.add_argument("--checkpoint")
         p.add_argument("--resume")
         known, _ = p.parse_known_args(rest)

@@ -1,23 +1,29 @@
 """The command line's checks, all done before the first training step, in one error style.
 
 A bad value raises :class:`UsageError` ``"--option: what is wrong; valid: ..."`` (one line; the
-CLI exits with status 2, as argparse does for a bad command line).
+CLI exits with status 2, as argparse does for a bad command line). :class:`Parser` answers argparse's
+own errors (a type or choice error, an unknown or abbreviated option) the same way, without the usage
+block. Names (datasets, models, activations, optimizers, dtypes, gradient modes, schedules, backends,
+networks) are case-insensitive everywhere: each is converted to the name xpnet lists.
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import importlib
 import math
 import os
 import pathlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from . import backend as B
 from .backends import FLOAT_DTYPES
-from .datasets import DATASETS
+from .datasets import DATASETS, DOWNLOADS
 from .layers import ACTIVATIONS
 from .optimizers import OPTIMIZERS
+from .schedules import SCHEDULES
 
 MODELS = ("mlp", "simple-cnn", "deep-cnn")
 
@@ -36,21 +42,81 @@ class UsageError(ValueError):
 
     def __init__(self, option: str, message: str) -> None:
         self.option = option
-        super().__init__(f"{flag(option)}: {message}")
+        super().__init__(f"{flag(option)}: {message}" if option else message)
 
 
 def flag(dest: str) -> str:
-    """``batch_size`` → ``--batch-size`` (environment variables are kept as they are)."""
-    return dest if dest.isupper() else "--" + dest.replace("_", "-")
+    """``batch_size`` → ``--batch-size``; a flag (``--lr``), an environment variable or a positional
+    argument's name (``XPNET_BACKEND``, ``NAME``) is kept as it is."""
+    return dest if dest.isupper() or dest.startswith("-") else "--" + dest.replace("_", "-")
 
 
-def _choice(valid: Iterable[str], normalize: Callable[[str], str] = str.lower) -> Callable[[Any], Any]:
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that refuses abbreviated options and raises :class:`UsageError` (one line,
+    naming the option) where argparse would print its usage block: the command line's every mistake
+    reads the same way."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's message (``argument --lr: ...``, ``unrecognized arguments: ...``) as a UsageError."""
+        argument = "argument "
+        if message.startswith(argument) and ": " in message:
+            names, _, what = message[len(argument) :].partition(": ")
+            option = next((n for n in names.split("/") if n.startswith("--")), names.split("/")[0])
+            raise UsageError(option if option.startswith("-") else option.upper(), what)
+        unknown = "unrecognized arguments: "
+        if message.startswith(unknown):
+            raise self._unknown(message[len(unknown) :].split(" ")[0])
+        required = "the following arguments are required: "
+        if message.startswith(required):
+            name = message[len(required) :].split(", ")[0]
+            action = next((a for a in self._actions if name in (a.dest, a.metavar)), None)
+            raise UsageError(
+                name.upper(), f"missing ({action.help if action and action.help else self.prog + ' --help'})"
+            )
+        raise UsageError("", message)
+
+    def _unknown(self, token: str) -> UsageError:
+        if not token.startswith("-"):
+            return UsageError("", f"unexpected argument {token!r} ({self.prog} --help lists what it takes)")
+        name = token.split("=", 1)[0]
+        options = [o for o in self._option_string_actions if o.startswith("--")]
+        longer = [o for o in options if o.startswith(name)]
+        guess = longer or difflib.get_close_matches(name, options, n=3)
+        hint = f"did you mean {' or '.join(guess)}?" if guess else f"{self.prog} --help lists the options"
+        return UsageError(name, f"unknown option (abbreviations are not accepted); {hint}")
+
+
+def option_type(key: str) -> Callable[[str], Any]:
+    """An argparse ``type=`` for option ``key``: :func:`convert`'s value, or an ``ArgumentTypeError``
+    saying what is valid (reported by :class:`Parser` in one line)."""
+
+    def parse(value: str) -> Any:
+        try:
+            return convert(key, value)
+        except UsageError as e:
+            raise argparse.ArgumentTypeError(str(e).partition(": ")[2]) from None
+
+    parse.__name__ = key
+    return parse
+
+
+def _name(v: Any) -> str:
+    return str(v).strip().lower()
+
+
+def _choice(valid: Iterable[str], normalize: Callable[[str], str] = _name) -> Callable[[Any], Any]:
+    """One of ``valid``, compared after ``normalize`` (case-insensitive), returned as listed there."""
     valid = list(valid)
 
     def check(v: Any) -> Any:
-        if normalize(str(v)) not in [normalize(x) for x in valid]:
+        matches = [x for x in valid if normalize(x) == normalize(str(v))]
+        if not matches:
             raise ValueError(f"unknown value {v!r}; valid: {', '.join(valid)}")
-        return v
+        return matches[0]
 
     return check
 
@@ -101,8 +167,8 @@ def hidden_sizes(v: Any) -> list[int]:
 
 
 def _init(v: Any) -> str | float:
-    if str(v) in ("he", "xavier", "auto"):
-        return str(v)
+    if _name(v) in ("he", "xavier", "auto"):
+        return _name(v)
     try:
         x = float(v)
     except ValueError:
@@ -110,6 +176,24 @@ def _init(v: Any) -> str | float:
     if not x > 0:
         raise ValueError(f"unknown value {v!r}; valid: he, xavier, auto, or a positive standard deviation")
     return x
+
+
+def _schedule(v: Any) -> str | None:
+    """``--schedule``: its name case-insensitive (``Cosine:0.001`` → ``cosine:0.001``); the values are
+    checked with ``--lr`` and ``--epochs`` (:func:`xpnet.controls.cli_options`)."""
+    if v is None:
+        return None
+    name, sep, rest = str(v).strip().partition(":")
+    return _choice(SCHEDULES)(name) + sep + rest
+
+
+def _backend(v: Any) -> str | None:
+    """``--backend``: its name lower-cased (``NumPy`` → ``numpy``), a device after ``:`` kept as given;
+    resolved, and refused where unknown or unavailable, by :func:`resolve`."""
+    if v is None:
+        return None
+    name, sep, device = str(v).strip().partition(":")
+    return _name(name) + sep + device
 
 
 CHECKS: dict[str, Callable[[Any], Any]] = {
@@ -133,6 +217,14 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "clip_norm": _number(float, 0, lo_open=True, none=True),
     "validation_split": _number(float, 0, 1, lo_open=True, hi_open=True, none=True),
     "gradient": _choice(("backprop", "numerical")),
+    "schedule": _schedule,
+    "backend": _backend,
+    "patience": _number(int, 1, none=True),
+    "checkpoint_every": _number(int, 1, none=True),
+    "seeds": _number(int, 1, none=True),
+    "download": _choice(DOWNLOADS),
+    "rounds": _number(int, 1, none=True),
+    "min_time": _number(float, 0, lo_open=True, none=True),
 }
 """Per option: a function that returns the value (converted) or raises ValueError saying what is valid."""
 
@@ -145,7 +237,18 @@ def convert(key: str, value: Any) -> Any:
         out = CHECKS[key](value)
     except ValueError as e:
         raise UsageError(key, str(e)) from None
-    return value if key in ("hidden", "init", "activation") else out  # keep the text in tables and configs
+    if key == "hidden" or (key == "init" and not isinstance(out, str)):
+        return str(value).strip()  # keep the text in tables and configs ("100,50", "0.01")
+    return out
+
+
+def names(option: str, text: str, valid: Iterable[str]) -> list[str]:
+    """A comma-separated list of names, each one of ``valid`` (case-insensitive, returned as listed there)."""
+    check = _choice(valid)
+    try:
+        return [check(v) for v in text.split(",")]
+    except ValueError as e:
+        raise UsageError(option, str(e)) from None
 
 
 def check_model_options(cfg: dict[str, Any], given: Iterable[str]) -> None:
@@ -176,6 +279,7 @@ def resolve(name: str | None, device: Any, option: str = "backend") -> B.Backend
         option = "XPNET_BACKEND" if os.environ.get("XPNET_BACKEND") else option
     if ":" in name and device is None:
         name, device = name.split(":", 1)
+    name = _name(name)  # names are case-insensitive; a device ("cuda:0") is passed as given
     try:
         return B.resolve_backend(name, device)
     except (ValueError, ImportError, TypeError) as e:
@@ -189,16 +293,18 @@ def check_dtype(backend: B.Backend, dtype: str) -> None:
         raise UsageError("dtype", str(e)) from None
 
 
-def check_output(option: str, path: str | None, suffixes: tuple[str, ...]) -> None:
-    """``path`` ends in one of ``suffixes`` and can be written (its folder exists and is writable)."""
+def check_output(option: str, path: str | None, suffixes: tuple[str, ...] = ()) -> None:
+    """``path`` ends in one of ``suffixes`` (any name where none are given) and can be written (its folder
+    exists and is writable)."""
     if path is None:
         return
     p = pathlib.Path(path)
-    if p.suffix.lower() not in suffixes:
+    if suffixes and p.suffix.lower() not in suffixes:
         raise UsageError(option, f"{path!r} must end in {' or '.join(suffixes)}")
     folder = p.parent if str(p.parent) else pathlib.Path(".")
     if p.is_dir():
-        raise UsageError(option, f"{path!r} is a folder; give a file name ending in {' or '.join(suffixes)}")
+        ending = f" ending in {' or '.join(suffixes)}" if suffixes else ""
+        raise UsageError(option, f"{path!r} is a folder; give a file name{ending}")
     if not folder.is_dir():
         raise UsageError(option, f"the folder {str(folder)!r} does not exist")
     if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):

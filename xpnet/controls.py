@@ -157,7 +157,14 @@ class BestWeights:
 
 # -- the command line's options ------------------------------------------------------------------
 class OptionError(ValueError):
-    """A command-line option with an invalid value: reported in one line before any training (exit 2)."""
+    """A command-line option with an invalid value: reported in one line before any training (exit 2),
+    ``--option: what is wrong; what is valid``."""
+
+    def __init__(self, message: str) -> None:
+        flag, sep, rest = message.partition(" ")
+        if flag.startswith("--") and not flag.endswith(":") and sep:  # "--warmup must be ..." → "--warmup: must be ..."
+            message = f"{flag}: {rest}"
+        super().__init__(message.replace(": : ", ": "))
 
 
 def cli_options(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -187,14 +194,14 @@ def cli_options(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         raise OptionError(str(e)) from None
     split = cfg.get("validation_split")
     if split is not None and not 0 < split < 1:
-        raise OptionError(f"--validation-split must be a fraction in (0, 1) of the training data, got {split}")
+        raise OptionError(f"--validation-split: must be a fraction in (0, 1) of the training data, got {split}")
     patience, restore_best = cfg.get("patience"), bool(cfg.get("restore_best"))
     if patience is not None and patience < 1:
-        raise OptionError(f"--patience must be an integer >= 1 (epochs without improvement), got {patience}")
+        raise OptionError(f"--patience: must be an integer >= 1 (epochs without improvement), got {patience}")
     if (patience is not None or restore_best) and split is None:
         flag = "--patience" if patience is not None else "--restore-best"
         raise OptionError(
-            f"{flag} needs --validation-split: the best epoch is chosen on validation data, never on the test set"
+            f"{flag}: needs --validation-split: the best epoch is chosen on validation data, never on the test set"
         )
     trainer = {
         "gradient": gradient,
