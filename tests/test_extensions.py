@@ -195,7 +195,7 @@ def test_a_state_key_taken_by_the_run_is_refused(rng, tmp_path):
             return {"epoch": 3}
 
     x, t = blobs(rng)
-    with pytest.raises(ValueError, match="'epoch' is taken in the run's state"):
+    with pytest.raises(ValueError, match=r"Clash.state_dict\(\): 'epoch' is taken in the run's state"):
         xpnet.Trainer(make(), SGD(0.1), epochs=2, verbose=False, checkpoint=tmp_path / "c", callbacks=[Clash()]).fit(
             x, t
         )

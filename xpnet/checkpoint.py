@@ -422,7 +422,9 @@ class Run:
         for extension in trainer.extensions:  # each one's own state: JSON values, host arrays
             for key, value in extension.state_dict().items():
                 if key in state or key in arrays:
-                    raise ValueError(f"{extension!r}.state_dict(): {key!r} is taken in the run's state; rename it")
+                    raise ValueError(
+                        f"{type(extension).__name__}.state_dict(): {key!r} is taken in the run's state; rename it"
+                    )
                 (arrays if isinstance(value, np.ndarray) else state)[key] = value
         path = pathlib.Path(trainer.checkpoint)
         fileformat.save(trainer.model, path, trainer.optimizer, run=state, run_arrays=arrays)
