@@ -131,8 +131,9 @@ def test_trainer_stop_set_by_a_callback_stops_the_run(rng):
     def stop_at_2(trainer, record):
         trainer.stop = record["epoch"] == 2
 
-    h = xpnet.Trainer(make(), SGD(0.1), epochs=5, verbose=False, callbacks=[stop_at_2]).fit(x, t)
-    assert len(h) == 2
+    trainer = xpnet.Trainer(make(), SGD(0.1), epochs=5, batch_size=10, verbose=False, callbacks=[stop_at_2])
+    assert len(trainer.fit(x, t)) == 2
+    assert trainer.train_epoch(*trainer.model.check_data(x, t), np.arange(60)) == 6  # a later epoch: every step
 
 
 def test_a_callback_that_is_no_function_is_refused():

@@ -89,9 +89,9 @@ def as_extension(item: Extension | Callback) -> Extension:
 
 def call(trainer: Trainer, hook: str, *args: Any) -> bool:
     """Call ``hook`` of each of ``trainer.extensions`` in order (``on_fit_end``: reversed); one that
-    returns ``True`` sets ``trainer.stop``, which the later ones see. Returns ``trainer.stop``."""
-    extensions = trainer.extensions
+    returns ``True`` sets ``trainer.stop``, which the later ones see. Returns whether one did."""
+    extensions, stop = trainer.extensions, False
     for ext in reversed(extensions) if hook == "on_fit_end" else extensions:
         if getattr(ext, hook)(trainer, *args) is True:
-            trainer.stop = True
-    return bool(trainer.stop)
+            trainer.stop = stop = True
+    return stop

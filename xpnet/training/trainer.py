@@ -224,7 +224,7 @@ class Trainer:
                 self.train_epoch(*train, run.order(train[0].shape[0]), run.step)
                 self.comm.bcast_data(self.model.buffers, self.model.backend)  # BatchNorm statistics: rank 0's
                 record = self._record(train, test, val)
-                self.stop = self.comm.any(call(self, "on_epoch_end", record))  # one rank's stop stops all
+                self.stop = self.comm.any(call(self, "on_epoch_end", record) or self.stop)  # one rank's stops all
                 run.epoch, run.step, run.elapsed = epoch, 0, 0.0
                 if self.stop:
                     break
@@ -261,7 +261,7 @@ class Trainer:
         config.update(optimizer=repr(self.optimizer), backend=str(model.backend), **describe(self, split, val))
         self.history, self.steps_per_epoch = History(config=config), -(-n // self.batch_size)
         self.stop, self.extensions = False, self.build_extensions()
-        stopped = self.comm.any(call(self, "on_fit_start"))
+        stopped = self.comm.any(call(self, "on_fit_start") or self.stop)
         self.run = run = ckpt.Run(self, train, test)  # fresh, or resumed: RNGs, position, extensions' states
         run.last = run.epoch if stopped else run.last
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
