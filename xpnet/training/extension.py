@@ -13,9 +13,10 @@ default that does nothing); ``fit`` calls every extension's hook in turn, in the
   history (``epoch``, ``train_loss``, ...), which an extension may extend with columns of its own.
 - ``on_fit_end(trainer)``: after the last epoch, in reverse order (the last extension closes first).
 
-``on_fit_start``, ``on_step`` and ``on_epoch_end`` may return ``True`` (or set ``trainer.stop``) to stop
-the run: the epoch ends, is evaluated and recorded, and the fit ends. Under MPI an epoch-end stop on any
-rank stops every rank; a step-hook stop must be the same on every rank.
+``on_fit_start``, ``on_step`` and ``on_epoch_end`` may return ``True`` to stop the run (no epoch runs;
+the epoch's steps end there, then it is evaluated and recorded; the fit ends after this epoch); setting
+``trainer.stop = True`` stops it after the epoch. Under MPI an epoch-end stop on any rank stops every rank;
+a step-hook stop must be the same on every rank.
 
 ``state_dict()`` returns the extension's own state for a run checkpoint: JSON values, and host NumPy
 arrays (saved as arrays); the keys are names in the checkpoint's run state, shared by all extensions,
