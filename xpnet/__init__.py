@@ -20,7 +20,7 @@ from .gradient import gradient_check, numerical_gradient
 from .history import History
 from .io import load, load_checkpoint, save
 from .model import Sequential
-from .trainer import Trainer
+from .training import Trainer
 
 
 def _version() -> str:

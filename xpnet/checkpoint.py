@@ -221,8 +221,8 @@ def restore(trainer: Trainer, path: str | os.PathLike) -> None:
         i, name = key.split(".", 1)
         setattr(mine.layers[int(i)], name, value)
     trainer.optimizer.load_state_dict(opt.state_dict(), mine.params)
-    best = {k.removeprefix("run/best/"): a for k, a in arrays.items() if k.startswith("run/best/")}
-    trainer._resume = {**run, "path": str(path), "best_arrays": best}
+    saved = {k.removeprefix("run/"): a for k, a in arrays.items() if k.startswith("run/")}  # extensions' arrays
+    trainer._resume = {**run, **saved, "path": str(path)}
 
 
 def from_checkpoint(
@@ -328,21 +328,20 @@ def _check_data(path: str, saved: dict[str, Any], now: dict[str, Any] | None) ->
 
 
 class Run:
-    """The bookkeeping of one ``fit``: position, data-order RNG, early-stopping counters, checkpoints.
+    """The bookkeeping of one ``fit``: position, data-order RNG, checkpoints.
 
     A fresh run starts at epoch 1 with the order RNG seeded by ``trainer.seed``; after
-    :meth:`xpnet.Trainer.restore` it starts where the checkpoint left off, RNGs and history restored.
+    :meth:`xpnet.Trainer.restore` it starts where the checkpoint left off, RNGs restored and each of
+    ``trainer.extensions`` given the saved state (``load_state_dict``: history, early-stopping counters,
+    best weights, a user's own). A checkpoint holds every extension's ``state_dict()`` beside the run's.
     """
 
     def __init__(self, trainer: Trainer, data: tuple[Any, Any], test: tuple[Any, Any] | None) -> None:
         self.trainer = trainer
         self.order_rng = np.random.default_rng(trainer.seed)
         self.epoch, self.step, self.elapsed = 0, 0, 0.0  # epochs done; steps and seconds into the next
-        self.best, self.since_best = math.inf, 0
         self.last = trainer.epochs
         self._order_state: Mapping[str, Any] | None = None
-        self.keeper: Any = None  # the best weights (restore_best), saved with the run
-        self._best_weights: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None
         saved, trainer._resume = trainer._resume, None
         self.data = _fingerprint(trainer.model, data, test) if saved or trainer.checkpoint is not None else None
         if saved:
@@ -350,31 +349,17 @@ class Run:
         elif trainer.checkpoint is not None:
             self.save(0, 0, 0.0, done=False)  # from now on a checkpoint exists, whenever the run is stopped
 
-    def keep(self, keeper: Any) -> None:
-        """Save ``keeper`` (:class:`xpnet.controls.BestWeights`) with the run; a resumed run gets it back."""
-        self.keeper = keeper
-        if self._best_weights is not None:
-            info, arrays = self._best_weights
-            put = self.trainer.model.backend.from_host
-            keeper.loss, keeper.epoch = info["loss"], info["epoch"]
-            for kind in ("params", "buffers"):
-                setattr(keeper, kind, {k.split("/", 1)[1]: put(a) for k, a in arrays.items() if k.startswith(kind)})
-
     def _resume(self, saved: dict[str, Any]) -> None:
         trainer = self.trainer
-        if saved.get("best_weights") is not None:
-            self._best_weights = saved["best_weights"], saved["best_arrays"]
         _check_data(saved["path"], saved["data"], self.data)
         self.epoch, self.step, self.elapsed = saved["epoch"], saved["step"], saved["elapsed"]
-        self.best = math.inf if saved["best"] is None else saved["best"]
-        self.since_best = saved["since_best"]
         if saved["done"] and trainer.epochs <= saved["trainer"]["epochs"]:
             self.last = self.epoch  # finished or stopped early: nothing left to train
         self.order_rng.bit_generator.state = saved["order_rng"]
         ranks = saved["rng"]  # one state per rank: rank r continues its own dropout stream
         trainer.model.backend.set_rng_state(_decode(ranks[_rank(trainer) % len(ranks)]))
-        trainer.history.records = list(saved["history"]["records"])
-        trainer.history.config = {**saved["history"]["config"], "epochs": trainer.epochs}
+        for extension in trainer.extensions:  # history, early-stopping counters, best weights, ...
+            extension.load_state_dict(saved)
         if trainer.verbose:
             at = f" and {self.step} steps of epoch {self.epoch + 1}" if self.step else ""
             then = f"training to epoch {self.last}" if self.last > self.epoch else "the run is finished"
@@ -392,9 +377,9 @@ class Run:
             self.save(epoch - 1, steps, time.perf_counter() - start, done=False, order_state=self._order_state)
             self._raise(signum, epoch, steps)
 
-    def end_epoch(self, epoch: int, best: float, since_best: int, done: bool) -> None:
+    def end_epoch(self, epoch: int, done: bool) -> None:
         """Write the checkpoint every ``checkpoint_every`` epochs (and at the end); honour a signal."""
-        self.epoch, self.step, self.elapsed, self.best, self.since_best = epoch, 0, 0.0, best, since_best
+        self.epoch, self.step, self.elapsed = epoch, 0, 0.0
         trainer = self.trainer
         signalled = stop_requested(trainer)
         if trainer.checkpoint is not None and (done or signalled or epoch % trainer.checkpoint_every == 0):
@@ -426,23 +411,21 @@ class Run:
             "elapsed": elapsed,
             "done": done,
             "trainer": {name: getattr(trainer, name) for name in OPTIONS if hasattr(trainer, name)},
-            "history": {"records": trainer.history.records, "config": trainer.history.config},
-            "best": None if math.isinf(self.best) else self.best,
-            "since_best": self.since_best,
             "order_rng": order_state if order_state is not None else self.order_rng.bit_generator.state,
             "rng": ranks,
             "backend": trainer.model.backend.name,
             "data": self.data,
             "info": trainer.run_info,
             "schedule": _schedule_spec(getattr(trainer, "schedule", None)),
-            "best_weights": None,
         }
         arrays: dict[str, np.ndarray] = {}
-        keeper = self.keeper
-        if keeper is not None and keeper.epoch is not None:
-            state["best_weights"] = {"loss": keeper.loss, "epoch": keeper.epoch}
-            for kind in ("params", "buffers"):
-                arrays.update({f"best/{kind}/{k}": to_numpy(v) for k, v in getattr(keeper, kind).items()})
+        for extension in trainer.extensions:  # each one's own state: JSON values, host arrays
+            for key, value in extension.state_dict().items():
+                if key in state or key in arrays:
+                    raise ValueError(
+                        f"{type(extension).__name__}.state_dict(): {key!r} is taken in the run's state; rename it"
+                    )
+                (arrays if isinstance(value, np.ndarray) else state)[key] = value
         path = pathlib.Path(trainer.checkpoint)
         fileformat.save(trainer.model, path, trainer.optimizer, run=state, run_arrays=arrays)
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while writing
