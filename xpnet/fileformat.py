@@ -3,8 +3,9 @@
 Below the model: it writes a model's layers, loss, parameters, buffers and optimizer state, and reads a
 file back into ``(meta, arrays)``; rebuilding a model from them is :mod:`xpnet.io`'s job (above the model).
 
-Files are written atomically (a temporary file in the same folder, fsync, ``os.replace``): a failed
-save leaves the previous file untouched and no temporary behind. Reading refuses truncated, corrupt or
+Files are written atomically by :func:`xpnet.atomic.atomic_write` (a temporary file in the same folder,
+fsync, ``os.replace``, permissions ``0666 & ~umask``): a failed save leaves the previous file untouched
+and no temporary behind. Reading refuses truncated, corrupt or
 foreign files with a ``ValueError`` naming the file.
 
 bfloat16 arrays (torch), which NumPy cannot hold, are stored as their raw 16-bit patterns (uint16)
@@ -17,14 +18,13 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 import zipfile
 import zlib
 from typing import Any, cast
 
 import numpy as np
 
-from . import losses
+from . import atomic, losses
 from .backend import Backend, to_numpy
 
 FORMAT, VERSION = "xpnet", 1
@@ -58,9 +58,7 @@ def save(
 
     ``run``, ``run_arrays``: a training run's state (JSON-able, host arrays) stored beside the model: a
     run checkpoint, see :mod:`xpnet.checkpoint`; :func:`xpnet.load` reads the model out of such a file too."""
-    path = pathlib.Path(path)
-    if not path.parent.is_dir():  # else the error would name the temporary file
-        raise FileNotFoundError(f"{path}: the folder {str(path.parent)!r} does not exist")
+    path = atomic.check_writable(path)  # before the arrays are gathered: a bad path costs nothing
     meta: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -81,16 +79,8 @@ def save(
         arrays.update({f"run/{k}": a for k, a in (run_arrays or {}).items()})
     arrays = to_host(arrays, meta)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **cast(dict[str, Any], arrays))  # (the stubs read a key as allow_pickle)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.atomic_write(path) as f:
+        np.savez(f, **cast(dict[str, Any], arrays))  # (the stubs read a key as allow_pickle)
 
 
 def to_host(arrays: dict[str, Any], meta: dict[str, Any]) -> dict[str, np.ndarray]:
