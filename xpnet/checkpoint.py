@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import filelock
 import numpy as np
 
 from . import atomic, fileformat, io
@@ -595,8 +596,6 @@ class Run:
                 arrays.update({f"best/{kind}/{k}": to_numpy(v) for k, v in getattr(keeper, kind).items()})
         path = pathlib.Path(trainer.checkpoint)
         fileformat.save(trainer.model, path, trainer.optimizer, run=state, run_arrays=arrays)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while writing
-            stale.unlink(missing_ok=True)
 
 
 def _rank(trainer: Trainer) -> int:
@@ -632,6 +631,58 @@ def _gather(trainer: Trainer, state: dict[str, Any]) -> list[dict[str, Any]]:
     rows[comm.rank, : mine.size] = mine  # bytes as float64: sums of one non-zero row are exact
     rows = to_numpy(comm.allreduce(rows.reshape(-1), host)).reshape(comm.size, -1)
     return [json.loads(rows[r, : sizes[r]].astype(np.uint8).tobytes()) for r in range(comm.size)]
+
+
+# -- one run per checkpoint path -----------------------------------------------------------------
+class CheckpointInUse(ValueError):
+    """Another run (this process or another) holds the checkpoint path's lock."""
+
+
+def lock_path(path: str | os.PathLike) -> pathlib.Path:
+    """The lock file of a checkpoint path: ``.NAME.lock`` beside it (empty; left in place after a run, as
+    removing a lock file races with the next run taking it; it never blocks anything by itself)."""
+    path = pathlib.Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextlib.contextmanager
+def locked(trainer: Trainer) -> Iterator[None]:
+    """Hold the checkpoint path's OS-level lock (``filelock``; ``flock`` on POSIX, released by the OS when
+    the process dies) for a ``fit``: a second run on the same path stops at its start with
+    :class:`CheckpointInUse`. The holder removes temporary files that killed writers left. Under MPI,
+    rank 0 (the writer) takes it and every rank learns whether it did."""
+    path = trainer.checkpoint
+    if path is None:
+        yield
+        return
+    lock, failure = None, ""
+    if _rank(trainer) == 0:
+        lock = filelock.FileLock(str(lock_path(path)))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            lock = None
+            failure = (
+                f"checkpoint: {path} is in use by another run (which holds the lock {lock_path(path)}); wait for "
+                f"that run to end or give another checkpoint path"
+            )
+        except OSError as e:
+            lock, failure = None, f"checkpoint: cannot lock {lock_path(path)}: {e}"
+    comm = getattr(trainer, "comm", None)
+    if comm is not None and comm.size > 1:
+        failed = comm.sum_values(1 if failure else 0)[0] > 0
+        failure = failure or ("checkpoint: rank 0 could not lock " + str(lock_path(path)) if failed else "")
+    if failure:
+        if lock is not None:
+            lock.release()
+        raise CheckpointInUse(failure)
+    try:
+        if lock is not None:
+            atomic.remove_leftovers(path)  # only the lock holder may: no other writer of this path is alive
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def check_path(path: str | os.PathLike | None) -> pathlib.Path | None:

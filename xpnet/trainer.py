@@ -211,7 +211,7 @@ class Trainer:
             self.patience = patience
         if restore_best is not None:
             self.restore_best = bool(restore_best)
-        with ckpt.stop_after_step(self):
+        with ckpt.locked(self), ckpt.stop_after_step(self):  # one run per checkpoint path
             return self._fit(x_train, t_train, x_test, t_test, x_val, t_val, validation_split)
 
     def _fit(
