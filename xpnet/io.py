@@ -52,9 +52,14 @@ def _build_layers(specs: Any) -> list[Layer]:
             or not isinstance(spec.get("config", {}), dict)
         ):
             raise ValueError(f"layer {i} is not {{'class': name, 'config': {{...}}}}")
-        cls = classes.get(spec["class"])
+        name = spec["class"]
+        cls = classes.get(name)
+        if cls is None and name in LAYERS:
+            raise ValueError(f"layer {i}: {name!r} is an abstract base class, not a layer")
         if cls is None:
-            raise ValueError(f"layer {i}: unknown layer class {spec['class']!r:.60}")
+            raise ValueError(
+                f"layer {i}: unknown layer class {name!r:.60} (define your own layer classes before loading)"
+            )
         with pending_arrays():
             layers.append(cls(**spec.get("config", {})))
     return layers
@@ -143,7 +148,8 @@ def _describe(path: pathlib.Path, meta: dict[str, Any], target: Backend) -> tupl
     except MemoryError:
         raise
     except Exception as e:  # a tampered or foreign description: TypeError, OverflowError, RecursionError, ...
-        raise CorruptFile(f"{path}: invalid architecture description: {type(e).__name__}: {e}") from e
+        kind = "" if type(e) is ValueError else f"{type(e).__name__}: "
+        raise CorruptFile(f"{path}: invalid architecture description: {kind}{e}") from e
     finally:
         host_rng().bit_generator.state = rng_state
     return layers, loss, shape, input_grad, opt
