@@ -4,6 +4,7 @@ only its own temporary file; names are never glob patterns."""
 import filelock
 import pytest
 from test_checkpoint_safety import trainer
+from test_distributed import mpiexec, needs_mpi
 
 import xpnet
 from xpnet.checkpoint import CheckpointInUse, info, lock_path
@@ -68,3 +69,34 @@ def test_the_cli_stops_a_second_run_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is in use by another run" in err, err
     assert not path.exists()
+
+
+MPI_SCRIPT = """
+import sys
+import filelock
+import xpnet
+from xpnet import distributed, layers as L
+from xpnet.checkpoint import CheckpointInUse, lock_path
+
+comm = distributed.init()
+path = sys.argv[1]
+if comm.rank == 0:  # another run holds the path (only rank 0, the writer, takes the lock)
+    held = filelock.FileLock(str(lock_path(path)))  # kept referenced: a collected lock is released
+    held.acquire(timeout=0)
+(x, t), _ = xpnet.datasets.load_digits()
+model = xpnet.Sequential([L.Affine(64, 10)])
+trainer = xpnet.Trainer(model, xpnet.optimizers.SGD(0.1), epochs=1, verbose=False, comm=comm, checkpoint=path)
+try:
+    trainer.fit(x[:64], t[:64])
+    print(f"rank {comm.rank}: trained")
+except CheckpointInUse as e:
+    print(f"rank {comm.rank}: refused: {e}")
+"""
+
+
+@needs_mpi
+def test_under_mpi_every_rank_stops_when_the_path_is_in_use(tmp_path):
+    out = mpiexec("-c", MPI_SCRIPT, str(tmp_path / "run.ckpt"), timeout=120)
+    lines = sorted(line for line in out.stdout.splitlines() if line.startswith("rank "))
+    assert [line[:16] for line in lines] == ["rank 0: refused:", "rank 1: refused:"], out.stdout + out.stderr
+    assert "is in use by another run" in lines[0] and "rank 0 could not lock" in lines[1]
