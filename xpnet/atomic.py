@@ -34,7 +34,16 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-__all__ = ["atomic_write", "check_writable", "file_mode", "open_regular", "remove_leftovers", "write_text"]
+__all__ = [
+    "atomic_write",
+    "check_writable",
+    "file_mode",
+    "leftovers",
+    "open_regular",
+    "remove_leftovers",
+    "write_bytes",
+    "write_text",
+]
 
 SUFFIX = ".tmp"
 _RANDOM = r"[a-z0-9_]{8}"  # tempfile's names: 8 characters of "abcdefghijklmnopqrstuvwxyz0123456789_"
@@ -98,7 +107,8 @@ def atomic_write(
     path = check_writable(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=SUFFIX)
     try:
-        os.fchmod(fd, file_mode())
+        if hasattr(os, "fchmod"):  # POSIX (mkstemp made it 0600)
+            os.fchmod(fd, file_mode())
         binary = mode == "wb"
         with os.fdopen(fd, mode, encoding=None if binary else encoding or "utf-8", newline=newline) as f:
             yield f
@@ -149,12 +159,14 @@ def open_regular(path: str | os.PathLike) -> IO[bytes]:
     """``open(path, "rb")`` for a regular file; anything else (a named pipe, device, folder) is a
     ``ValueError`` at once, never a read that blocks. ``FileNotFoundError`` as it is."""
     path = pathlib.Path(path)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    nonblocking = getattr(os, "O_NONBLOCK", 0)  # opening a pipe does not wait for a writer
+    fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise ValueError(f"{path}: is {_kind(mode)}; xpnet reads only regular files")
-        os.set_blocking(fd, True)
+        if nonblocking:
+            os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
