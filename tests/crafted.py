@@ -82,16 +82,21 @@ def rewrite(path, edit_meta=None, members=None):
 
 CHILD = r"""
 import resource, sys
-def vm_bytes():
+def status(field):
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmSize:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
 import xpnet
 from xpnet.history import History
 xpnet.set_backend("numpy")
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-resource.setrlimit(resource.RLIMIT_AS, (vm_bytes() + (1 << 30), resource.RLIM_INFINITY))
+try:  # reset the peak-RSS mark (Linux >= 4.0), so that the peak is the load's own
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:
+    pass
+base = status("VmRSS")
+resource.setrlimit(resource.RLIMIT_AS, (status("VmSize") + (1 << 30), resource.RLIM_INFINITY))
 kind, path = sys.argv[1], sys.argv[2]
 try:
     if kind == "checkpoint":
@@ -105,14 +110,13 @@ except ValueError as e:
     print("RESULT ValueError", e)
 except BaseException as e:
     print("RESULT", type(e).__name__, e)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print("PEAK_MB", max(0, peak - base) / 1024)
+print("PEAK_MB", max(0, status("VmHWM") - base) / 2**20)
 """
 
 
 def load_in_child(path, kind="model", timeout=60):
-    """``(result line, peak MB above the child's state after import)`` of loading ``path`` in a child
-    process whose address space may grow by at most 1 GiB (a failure cannot exhaust the machine)."""
+    """``(result line, peak resident MB above the child's state before the load)`` of loading ``path``
+    in a child process whose address space may grow by at most 1 GiB (a failure cannot exhaust the machine)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         out = subprocess.run(
