@@ -141,6 +141,7 @@ def test_an_untampered_checkpoint_still_resumes(checkpoint, digits):
         (lambda: schedules.Exponential(0.1, math.nan), "gamma"),
         (lambda: schedules.StepDecay(0.1, math.inf), "step_size"),
         (lambda: schedules.Join((1, 2), (3,)), "schedule"),
+        (lambda: schedules.from_spec("step:inf", 0.1, 10), "step_size"),  # an OverflowError traceback before
     ],
 )
 def test_constructors_refuse_what_loading_refuses(make, words):

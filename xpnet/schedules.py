@@ -232,7 +232,8 @@ def from_spec(spec: str | None, lr: float, epochs: int, warmup: int = 0) -> Sche
             main: Schedule = Constant(lr)
         elif name == "step":
             size = values[0] if values else max(1, left // 3)
-            main = StepDecay(lr, int(size) if size == int(size) else size, values[1] if len(values) > 1 else 0.1)
+            whole = math.isfinite(size) and size == int(size)
+            main = StepDecay(lr, int(size) if whole else size, values[1] if len(values) > 1 else 0.1)
         elif name == "exponential":
             main = Exponential(lr, values[0] if values else 0.95)
         else:
