@@ -24,15 +24,17 @@ import json
 import math
 import os
 import pathlib
+import re
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import filelock
 import numpy as np
 
-from . import fileformat, io
+from . import atomic, fileformat, io
 from .backend import resolve_backend, to_numpy
 
 Trainer = Any
@@ -144,19 +146,104 @@ def raise_on_sigterm() -> Callable[[], None]:
 
 
 # -- reading -----------------------------------------------------------------------------------
+_RUN_ARRAY = re.compile(r"[A-Za-z][A-Za-z0-9_]*(/[A-Za-z0-9_][A-Za-z0-9_.]*)*")
+"""The name of a run array: an extension's state key (EarlyStopping's ``best/params/0.W``, a user's own)."""
+
+
 def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(meta, arrays)`` of a run checkpoint; a plain model file is refused with a clear error."""
+    """``(meta, run arrays)`` of a run checkpoint, its run state checked (:func:`check_run`); a plain
+    model file is refused with a clear error. The model's own arrays are not read here."""
     path = pathlib.Path(path)
-    meta, arrays = fileformat.read(path)
-    run = meta.get("run")
-    if not isinstance(run, dict):
-        raise ValueError(
-            f"{path}: a model file without a training run's state (written by model.save); "
-            f"run checkpoints are written by Trainer(..., checkpoint=PATH) or `xpnet train --checkpoint PATH`"
-        )
-    if run.get("version") != RUN_VERSION:
-        raise ValueError(f"{path}: run state version {run.get('version')} (this xpnet reads {RUN_VERSION})")
+    with fileformat.open_file(path) as archive:
+        meta = archive.meta
+        run = meta.get("run")
+        if not isinstance(run, dict):
+            raise ValueError(
+                f"{path}: a model file without a training run's state (written by model.save); "
+                f"run checkpoints are written by Trainer(..., checkpoint=PATH) or `xpnet train --checkpoint PATH`"
+            )
+        if run.get("version") != RUN_VERSION:
+            raise ValueError(f"{path}: run state version {run.get('version')!r:.20} (this xpnet reads {RUN_VERSION})")
+        check_run(path, run)
+        names = [n for n in archive.entries if n.startswith("run/")]
+        for name in names:
+            if not _RUN_ARRAY.fullmatch(name[4:]):
+                raise ValueError(f"{path}: unexpected entry {name!r}")
+        arrays = {name: archive.array(name) for name in names}
+        kinds = {name: archive.dtypes[name] for name in names if name in archive.dtypes}
+    meta["run"]["best_dtypes"] = kinds
     return meta, arrays
+
+
+def _is_int(v: Any, low: int = 0, high: int = 2**62) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v < high
+
+
+def _is_number(v: Any, low: float = 0.0) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= low
+
+
+OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "batch_size": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "seed": (lambda v: _is_int(v, 0), "an integer >= 0"),
+    "eval_batch_size": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "patience": (lambda v: v is None or _is_int(v, 0), "null or an integer >= 0"),
+    "checkpoint_every": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "gradient": (lambda v: isinstance(v, str), "a gradient mode"),
+    "clip_norm": (lambda v: v is None or (_is_number(v) and v > 0), "null or a finite number > 0"),
+    "restore_best": (lambda v: isinstance(v, bool), "true or false"),
+}
+"""What each stored trainer option may be (the Trainer's constructor then applies its own checks)."""
+
+
+def check_run(path: pathlib.Path, run: dict[str, Any]) -> None:
+    """Every field of a run's state: types, ranges, finiteness (``ValueError`` naming the file and field)."""
+
+    def need(ok: bool, field: str, valid: str) -> None:
+        if not ok:
+            value = run.get(field) if "." not in field else "..."
+            raise ValueError(f"{path}: invalid run state: {field}={value!r:.60} (must be {valid})")
+
+    need(_is_int(run.get("epoch"), 0, 2**31), "epoch", "an integer >= 0")
+    need(_is_int(run.get("step"), 0, 2**31), "step", "an integer >= 0")
+    need(_is_number(run.get("elapsed")), "elapsed", "a finite number >= 0")
+    need(isinstance(run.get("done"), bool), "done", "true or false")
+    need(run.get("best") is None or _is_number(run.get("best"), -math.inf), "best", "null or a finite number")
+    need(_is_int(run.get("since_best"), 0, 2**31), "since_best", "an integer >= 0")
+    need(isinstance(run.get("backend"), str), "backend", "a backend name")
+    need(isinstance(run.get("info", {}), dict), "info", "an object")
+    need(isinstance(run.get("order_rng"), dict), "order_rng", "a NumPy generator state")
+    rng = run.get("rng")
+    need(isinstance(rng, list) and len(rng) > 0 and all(isinstance(r, dict) for r in rng), "rng", "RNG states")
+    history = run.get("history")
+    need(
+        isinstance(history, dict)
+        and isinstance(history.get("records"), list)
+        and all(isinstance(r, dict) for r in history["records"])
+        and isinstance(history.get("config"), dict),
+        "history",
+        "{records: [...], config: {...}}",
+    )
+    need(run.get("schedule") is None or isinstance(run.get("schedule"), dict), "schedule", "null or an object")
+    data = run.get("data")
+    need(data is None or isinstance(data, dict), "data", "a data fingerprint")
+    options = run.get("trainer")
+    if not isinstance(options, dict) or not set(options) <= set(OPTIONS):
+        raise ValueError(f"{path}: invalid run state: trainer={options!r:.80} (must hold the trainer's options)")
+    for name in FIXED:
+        need(name in options, f"trainer.{name}", "present")
+    for name, value in options.items():
+        check, valid = OPTION_CHECKS[name]
+        if not check(value):
+            raise ValueError(f"{path}: invalid run state: trainer option {name}={value!r:.60} (must be {valid})")
+    best = run.get("best_weights")
+    need(
+        best is None
+        or (isinstance(best, dict) and _is_number(best.get("loss"), -math.inf) and _is_int(best.get("epoch"), 1)),
+        "best_weights",
+        "null or {loss: finite number, epoch: integer >= 1}",
+    )
 
 
 def info(path: str | os.PathLike) -> dict[str, Any]:
@@ -202,6 +289,7 @@ def restore(trainer: Trainer, path: str | os.PathLike) -> None:
     path = pathlib.Path(path)
     meta, arrays = read(path)
     run = meta["run"]
+    model, opt = io.load_checkpoint(path, backend=trainer.model.backend)  # every model field checked
     _check_architecture(path, meta, trainer)
     for name in FIXED:
         if run["trainer"][name] != getattr(trainer, name):
@@ -212,7 +300,6 @@ def restore(trainer: Trainer, path: str | os.PathLike) -> None:
     trained = run["epoch"] + (1 if run["step"] else 0)  # a run stopped mid-epoch has begun the next one
     if trained > trainer.epochs:
         raise ValueError(f"{path}: epochs={trainer.epochs}, but the run has already reached epoch {trained}")
-    model, opt = io.load_checkpoint(path, backend=trainer.model.backend)
     mine = trainer.model
     for key, value in [*model.params.items(), *model.buffers.items()]:
         current = {**mine.params, **mine.buffers}[key]
@@ -221,8 +308,37 @@ def restore(trainer: Trainer, path: str | os.PathLike) -> None:
         i, name = key.split(".", 1)
         setattr(mine.layers[int(i)], name, value)
     trainer.optimizer.load_state_dict(opt.state_dict(), mine.params)
-    saved = {k.removeprefix("run/"): a for k, a in arrays.items() if k.startswith("run/")}  # extensions' arrays
+    best = _best_arrays(path, run, {k: a for k, a in arrays.items() if k.startswith("run/best/")}, mine)
+    saved = {k.removeprefix("run/"): a for k, a in arrays.items() if not k.startswith("run/best/")}  # extensions'
+    saved.update({f"best/{k}": a for k, a in best.items()})  # the best weights, checked against the model above
     trainer._resume = {**run, **saved, "path": str(path)}
+
+
+def _best_arrays(path: pathlib.Path, run: dict[str, Any], arrays: dict[str, np.ndarray], model: Any) -> dict[str, Any]:
+    """The run's best weights, ``{"params/0.W": host array, ...}``, checked against ``model`` (every
+    parameter and buffer, their shapes and dtypes, finite) before anything may write them into it."""
+    best = {k.removeprefix("run/best/"): a for k, a in arrays.items()}
+    kinds = {k.removeprefix("run/best/"): v for k, v in run.get("best_dtypes", {}).items()}
+    if run["best_weights"] is None:
+        if best:
+            raise ValueError(f"{path}: best weights stored without their epoch and loss")
+        return best
+    mine = {f"{kind}/{k}": v for kind in ("params", "buffers") for k, v in getattr(model, kind).items()}
+    if set(best) != set(mine):
+        raise ValueError(
+            f"{path}: the best weights do not match the model: missing {sorted(set(mine) - set(best))[:5]}, "
+            f"unexpected {sorted(set(best) - set(mine))[:5]}"
+        )
+    for key, a in best.items():
+        current = mine[key]
+        if tuple(a.shape) != tuple(current.shape):
+            raise ValueError(f"{path}: best weights {key!r} have shape {a.shape}, the model {tuple(current.shape)}")
+        saved_dtype, model_dtype = kinds.get(key, a.dtype.name), str(current.dtype).rsplit(".", 1)[-1]
+        if saved_dtype != model_dtype:
+            raise ValueError(f"{path}: best weights {key!r} are {saved_dtype}, the model's {model_dtype}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{path}: best weights {key!r} hold NaN or infinity")
+    return best
 
 
 def from_checkpoint(
@@ -248,7 +364,10 @@ def from_checkpoint(
         options["schedule"] = _make_schedule(path, run["schedule"])
     kwargs = {**run["trainer"], **options, "epochs": run["trainer"]["epochs"] if epochs is None else epochs}
     kwargs["checkpoint"] = path if checkpoint is True else (checkpoint or None)
-    trainer = cls(model, opt, **kwargs)
+    try:
+        trainer = cls(model, opt, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: invalid run state: {e}") from e
     trainer.run_info = dict(run.get("info", {}))
     trainer.restore(path)
     return trainer
@@ -271,21 +390,36 @@ def _schedule_spec(schedule: Any) -> dict[str, Any] | None:
     return {"class": type(schedule).__name__, "fields": fields}
 
 
-def _make_schedule(path: pathlib.Path, spec: dict[str, Any]) -> Any:
+def _make_schedule(path: pathlib.Path, spec: Any, nested: int = 0) -> Any:
+    """The :mod:`xpnet.schedules` schedule a run stored (classes from :data:`xpnet.schedules.CLASSES`
+    only, with their constructors' checks); ``ValueError`` naming the file for anything else."""
     from . import schedules
 
-    if "custom" in spec:
+    if isinstance(spec, dict) and "custom" in spec:
         raise ValueError(
-            f"{path}: the run used a schedule that cannot be saved ({spec['custom']}); "
+            f"{path}: the run used a schedule that cannot be saved ({spec['custom']!r:.80}); "
             f"pass it again: Trainer.from_checkpoint(path, schedule=...)"
+        )
+    if not isinstance(spec, dict) or not isinstance(spec.get("fields"), dict) or nested > 8:
+        raise ValueError(f"{path}: invalid run state: schedule {spec!r:.80}")
+    cls = schedules.CLASSES.get(spec.get("class"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(
+            f"{path}: invalid run state: unknown schedule {spec.get('class')!r:.40}; "
+            f"valid: {', '.join(schedules.CLASSES)}"
         )
 
     def value(v: Any) -> Any:
         if isinstance(v, list):
             return tuple(value(u) for u in v)
-        return _make_schedule(path, v) if isinstance(v, dict) else v
+        return _make_schedule(path, v, nested + 1) if isinstance(v, dict) else v
 
-    return getattr(schedules, spec["class"])(**{k: value(v) for k, v in spec["fields"].items()})
+    try:
+        return cls(**{k: value(v) for k, v in spec["fields"].items()})
+    except (TypeError, ValueError, OverflowError) as e:
+        if str(e).startswith(f"{path}: "):
+            raise
+        raise ValueError(f"{path}: invalid run state: schedule {spec.get('class')}: {e}") from e
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -345,19 +479,39 @@ class Run:
         saved, trainer._resume = trainer._resume, None
         self.data = _fingerprint(trainer.model, data, test) if saved or trainer.checkpoint is not None else None
         if saved:
-            self._resume(saved)
+            self._resume(saved, data[0].shape[0])
         elif trainer.checkpoint is not None:
             self.save(0, 0, 0.0, done=False)  # from now on a checkpoint exists, whenever the run is stopped
 
-    def _resume(self, saved: dict[str, Any]) -> None:
+    def _resume(self, saved: dict[str, Any], samples: int) -> None:
         trainer = self.trainer
-        _check_data(saved["path"], saved["data"], self.data)
+        path = saved["path"]
+        try:
+            _check_data(path, saved["data"], self.data)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path}: invalid run state: data fingerprint ({type(e).__name__}: {e})") from e
+        steps = -(-samples // trainer.batch_size)
+        if saved["step"] >= steps:
+            raise ValueError(
+                f"{path}: invalid run state: step={saved['step']}, but an epoch of {samples} samples in batches "
+                f"of {trainer.batch_size} has {steps} steps"
+            )
+        if saved["epoch"] > saved["trainer"]["epochs"] or saved["since_best"] > saved["epoch"]:
+            raise ValueError(
+                f"{path}: invalid run state: epoch={saved['epoch']}, since_best={saved['since_best']} "
+                f"for a run of {saved['trainer']['epochs']} epochs"
+            )
         self.epoch, self.step, self.elapsed = saved["epoch"], saved["step"], saved["elapsed"]
         if saved["done"] and trainer.epochs <= saved["trainer"]["epochs"]:
             self.last = self.epoch  # finished or stopped early: nothing left to train
-        self.order_rng.bit_generator.state = saved["order_rng"]
         ranks = saved["rng"]  # one state per rank: rank r continues its own dropout stream
-        trainer.model.backend.set_rng_state(_decode(ranks[_rank(trainer) % len(ranks)]))
+        try:
+            self.order_rng.bit_generator.state = saved["order_rng"]
+            trainer.model.backend.set_rng_state(_decode(ranks[_rank(trainer) % len(ranks)]))
+        except Exception as e:  # a tampered state: KeyError, TypeError, binascii.Error, RuntimeError, ...
+            if isinstance(e, MemoryError):
+                raise
+            raise ValueError(f"{path}: invalid run state: RNG state ({type(e).__name__}: {e})") from e
         for extension in trainer.extensions:  # history, early-stopping counters, best weights, ...
             extension.load_state_dict(saved)
         if trainer.verbose:
@@ -428,8 +582,6 @@ class Run:
                 (arrays if isinstance(value, np.ndarray) else state)[key] = value
         path = pathlib.Path(trainer.checkpoint)
         fileformat.save(trainer.model, path, trainer.optimizer, run=state, run_arrays=arrays)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed while writing
-            stale.unlink(missing_ok=True)
 
 
 def _rank(trainer: Trainer) -> int:
@@ -467,6 +619,58 @@ def _gather(trainer: Trainer, state: dict[str, Any]) -> list[dict[str, Any]]:
     return [json.loads(rows[r, : sizes[r]].astype(np.uint8).tobytes()) for r in range(comm.size)]
 
 
+# -- one run per checkpoint path -----------------------------------------------------------------
+class CheckpointInUse(ValueError):
+    """Another run (this process or another) holds the checkpoint path's lock."""
+
+
+def lock_path(path: str | os.PathLike) -> pathlib.Path:
+    """The lock file of a checkpoint path: ``.NAME.lock`` beside it (empty; left in place after a run, as
+    removing a lock file races with the next run taking it; it never blocks anything by itself)."""
+    path = pathlib.Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextlib.contextmanager
+def locked(trainer: Trainer) -> Iterator[None]:
+    """Hold the checkpoint path's OS-level lock (``filelock``; ``flock`` on POSIX, released by the OS when
+    the process dies) for a ``fit``: a second run on the same path stops at its start with
+    :class:`CheckpointInUse`. The holder removes temporary files that killed writers left. Under MPI,
+    rank 0 (the writer) takes it and every rank learns whether it did."""
+    path = trainer.checkpoint
+    if path is None:
+        yield
+        return
+    lock, failure = None, ""
+    if _rank(trainer) == 0:
+        lock = filelock.FileLock(str(lock_path(path)))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            lock = None
+            failure = (
+                f"checkpoint: {path} is in use by another run (which holds the lock {lock_path(path)}); wait for "
+                f"that run to end or give another checkpoint path"
+            )
+        except OSError as e:
+            lock, failure = None, f"checkpoint: cannot lock {lock_path(path)}: {e}"
+    comm = getattr(trainer, "comm", None)
+    if comm is not None and comm.size > 1:
+        failed = comm.sum_values(1 if failure else 0)[0] > 0
+        failure = failure or ("checkpoint: rank 0 could not lock " + str(lock_path(path)) if failed else "")
+    if failure:
+        if lock is not None:
+            lock.release()
+        raise CheckpointInUse(failure)
+    try:
+        if lock is not None:
+            atomic.remove_leftovers(path)  # only the lock holder may: no other writer of this path is alive
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def check_path(path: str | os.PathLike | None) -> pathlib.Path | None:
     """A checkpoint path whose folder exists (checked up front, not after the first epoch)."""
     if path is None:
@@ -476,4 +680,5 @@ def check_path(path: str | os.PathLike | None) -> pathlib.Path | None:
         raise ValueError(f"checkpoint: {path} is a folder; give a file path such as {path / 'run.ckpt'}")
     if not path.parent.is_dir():
         raise ValueError(f"checkpoint: the folder {path.parent} does not exist")
+    atomic.check_writable(path)  # a named pipe or device there is refused now, not at the first save
     return path

@@ -3,9 +3,15 @@
 Below the model: it writes a model's layers, loss, parameters, buffers and optimizer state, and reads a
 file back into ``(meta, arrays)``; rebuilding a model from them is :mod:`xpnet.io`'s job (above the model).
 
-Files are written atomically (a temporary file in the same folder, fsync, ``os.replace``): a failed
-save leaves the previous file untouched and no temporary behind. Reading refuses truncated, corrupt or
-foreign files with a ``ValueError`` naming the file.
+Files are written atomically by :func:`xpnet.atomic.atomic_write` (a temporary file in the same folder,
+fsync, ``os.replace``, permissions ``0666 & ~umask``): a failed save leaves the previous file untouched
+and no temporary behind.
+
+Reading checks first and allocates last (:func:`open_file`): only a regular file is opened; the archive's
+member list and each ``.npy`` header (shape, dtype) are read without reading any array, and an unknown,
+duplicate, encrypted or oversized member (its size must be its header's shape × itemsize) is refused
+before its data are decompressed; the JSON description has a size cap and a nesting cap. Any corrupt,
+truncated or crafted file is one :class:`CorruptFile` (a ``ValueError``) naming the file and the fault.
 
 bfloat16 arrays (torch), which NumPy cannot hold, are stored as their raw 16-bit patterns (uint16)
 and named in the metadata's ``"dtypes"``: saved and loaded bit for bit. Loaded on a backend without
@@ -14,17 +20,20 @@ bfloat16 they become float32, which holds every bfloat16 value exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import pathlib
-import tempfile
+import re
 import zipfile
-import zlib
-from typing import Any, cast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any, cast
 
 import numpy as np
 
-from . import losses
+from . import atomic, losses
 from .backend import Backend, to_numpy
 
 FORMAT, VERSION = "xpnet", 1
@@ -41,9 +50,17 @@ def loss_config(loss: losses.Loss) -> dict[str, Any]:
     return {"class": type(loss).__name__}
 
 
-def make_loss(cfg: dict[str, Any]) -> losses.Loss:
+def make_loss(cfg: Any, nested: int = 0) -> losses.Loss:
+    """The loss a file describes (a ``ValueError`` for anything else: unknown class, bad flood level)."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("class"), str):
+        raise ValueError(f"a loss is described by {{'class': name, ...}}, got {cfg!r:.80}")
     if cfg["class"] == "Flooding":
-        return losses.Flooding(make_loss(cfg["inner"]), cfg["b"])
+        b = cfg.get("b")
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or nested >= 4:
+            raise ValueError(f"Flooding: flood level b must be a number (and Flooding nest at most 4 deep), got {b!r}")
+        return losses.Flooding(make_loss(cfg.get("inner"), nested + 1), b)  # its constructor checks b
+    if cfg["class"] not in losses.LOSSES:
+        raise ValueError(f"unknown loss {cfg['class']!r}; valid: {', '.join(losses.LOSSES)}, Flooding")
     return losses.LOSSES[cfg["class"]]()
 
 
@@ -58,9 +75,7 @@ def save(
 
     ``run``, ``run_arrays``: a training run's state (JSON-able, host arrays) stored beside the model: a
     run checkpoint, see :mod:`xpnet.checkpoint`; :func:`xpnet.load` reads the model out of such a file too."""
-    path = pathlib.Path(path)
-    if not path.parent.is_dir():  # else the error would name the temporary file
-        raise FileNotFoundError(f"{path}: the folder {str(path.parent)!r} does not exist")
+    path = atomic.check_writable(path)  # before the arrays are gathered: a bad path costs nothing
     meta: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -81,16 +96,8 @@ def save(
         arrays.update({f"run/{k}": a for k, a in (run_arrays or {}).items()})
     arrays = to_host(arrays, meta)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **cast(dict[str, Any], arrays))  # (the stubs read a key as allow_pickle)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.atomic_write(path) as f:
+        np.savez(f, **cast(dict[str, Any], arrays))  # (the stubs read a key as allow_pickle)
 
 
 def to_host(arrays: dict[str, Any], meta: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -107,21 +114,6 @@ def to_host(arrays: dict[str, Any], meta: dict[str, Any]) -> dict[str, np.ndarra
     return out
 
 
-def from_bits(path: pathlib.Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, str]:
-    """Replace the raw-bit entries named in ``meta["dtypes"]`` by their exact float32 values in place;
-    returns ``{entry: dtype name}``."""
-    try:
-        dtypes = dict(meta.get("dtypes", {}))
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: invalid dtype table: {e}") from e
-    for name, kind in dtypes.items():
-        a = arrays.get(name)
-        if kind != "bfloat16" or a is None or a.dtype != np.uint16:
-            raise ValueError(f"{path}: entry {name!r} is not stored as {kind!r} raw bits (uint16)")
-        arrays[name] = (a.astype(np.uint32) << 16).view(np.float32)
-    return dict(dtypes)
-
-
 def on_backend(backend: Backend, a: np.ndarray, kind: str | None) -> Any:
     """A host array onto ``backend``, as bfloat16 where it was saved so and the backend has it."""
     if kind is not None:
@@ -132,39 +124,230 @@ def on_backend(backend: Backend, a: np.ndarray, kind: str | None) -> Any:
     return backend.from_host(a)
 
 
-def read(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The description and arrays of an xpnet file; ``ValueError`` "not an xpnet checkpoint (...)"
-    or "corrupt or truncated (...)" naming the file (never NumPy's advice on pickles)."""
-    with open(path, "rb") as f:  # FileNotFoundError as it is
-        head = f.read(4)
-    if head != b"PK\x03\x04":
-        raise ValueError(f"{path}: not an xpnet checkpoint (not an .npz archive)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "meta" not in data.files:
-                raise ValueError(f"{path}: not an xpnet checkpoint (an .npz without xpnet's 'meta' entry)")
-            arrays = {}
-            for k in data.files:
-                try:
-                    arrays[k] = data[k]
-                except ValueError as e:
-                    if "pickle" not in str(e):
-                        raise
-                    raise ValueError(
-                        f"{path}: not an xpnet checkpoint (entry {k!r} holds pickled Python objects)"
-                    ) from None
-    except ValueError as e:
-        if str(e).startswith(f"{path}: "):
-            raise
-        raise ValueError(f"{path}: corrupt or truncated ({e})") from e
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, zlib.error) as e:
-        raise ValueError(f"{path}: corrupt or truncated ({type(e).__name__}: {e})") from e
-    try:
-        meta = json.loads(arrays.pop("meta").tobytes().decode())
+# -- reading: check first, allocate last --------------------------------------------------------
+MAX_META_BYTES = 16 << 20
+"""The largest description (JSON) read: a run of many epochs stays far below it."""
+MAX_DEPTH = 32
+"""The deepest nesting of lists and objects in a description (xpnet writes about 6)."""
+MAX_ENTRIES = 100_000
+MAX_RATIO = 1100
+"""A compressed entry may expand at most this much (deflate's own limit is about 1032)."""
+_NAME = re.compile(r"(meta|(param|buffer|opt|run)/[A-Za-z0-9_./]+)\.npy")
+_KINDS = "fiu"  # floating data, integers (labels, raw bfloat16 bits, the description's bytes)
+
+
+class CorruptFile(ValueError):
+    """A file that is not a valid xpnet file (corrupt, truncated, crafted); the message names it."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One array of a file, as its ``.npy`` header declares it (checked against the entry's size)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+    info: zipfile.ZipInfo
+    offset: int  # where the data start inside the entry
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+class Archive:
+    """An open xpnet file: its description (``meta``) and each entry's header, read and checked
+    without reading any array; :meth:`array` then reads one entry's data (its size already known).
+
+    Use as a context manager (:func:`open_file`); every failure is a :class:`CorruptFile` (a
+    ``ValueError``) naming the file."""
+
+    def __init__(self, path: pathlib.Path, f: IO[bytes]) -> None:
+        self.path, self._file = path, f
+        size = os.fstat(f.fileno()).st_size
+        if f.read(4) != b"PK\x03\x04":
+            raise CorruptFile(f"{path}: not an xpnet checkpoint (not an .npz archive)")
+        f.seek(0)
+        self._zip = zipfile.ZipFile(f)
+        infos = self._zip.infolist()
+        if "meta.npy" not in {info.filename for info in infos}:
+            raise CorruptFile(f"{path}: not an xpnet checkpoint (an .npz without xpnet's 'meta' entry)")
+        if len(infos) > MAX_ENTRIES:
+            raise CorruptFile(f"{path}: not an xpnet checkpoint ({len(infos)} entries, at most {MAX_ENTRIES})")
+        self.entries: dict[str, Entry] = {}
+        for info in infos:
+            name = self._check_info(info, size)
+            self.entries[name] = self._header(name, info)
+        meta = self.entries.pop("meta", None)
+        if meta is None:
+            raise CorruptFile(f"{path}: not an xpnet checkpoint (an .npz without xpnet's 'meta' entry)")
+        self.meta = self._description(meta)
+        self.dtypes = self._dtype_table()
+
+    def _check_info(self, info: zipfile.ZipInfo, size: int) -> str:
+        path = self.path
+        if not _NAME.fullmatch(info.filename) or ".." in info.filename:
+            raise CorruptFile(f"{path}: not an xpnet checkpoint (unexpected entry {info.filename!r:.80})")
+        name = info.filename[: -len(".npy")]
+        if name in self.entries:
+            raise CorruptFile(f"{path}: corrupt or truncated (entry {name!r} appears twice)")
+        if info.flag_bits & 0x1:
+            raise CorruptFile(f"{path}: corrupt or truncated (entry {name!r} is encrypted)")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise CorruptFile(f"{path}: corrupt or truncated (entry {name!r}: compression method {info.compress_type})")
+        if info.header_offset + info.compress_size > size:
+            raise CorruptFile(f"{path}: corrupt or truncated (entry {name!r} runs past the end of the file)")
+        stored = info.compress_type == zipfile.ZIP_STORED
+        if (stored and info.file_size != info.compress_size) or info.file_size > MAX_RATIO * info.compress_size + 4096:
+            raise CorruptFile(
+                f"{path}: corrupt or truncated (entry {name!r} claims {info.file_size} bytes from "
+                f"{info.compress_size} stored ones)"
+            )
+        return name
+
+    def _header(self, name: str, info: zipfile.ZipInfo) -> Entry:
+        with self._zip.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise CorruptFile(f"{self.path}: corrupt or truncated (entry {name!r}: .npy version {version})")
+            offset = f.tell()
+        dtype = np.dtype(dtype)
+        if dtype.hasobject:
+            raise CorruptFile(f"{self.path}: not an xpnet checkpoint (entry {name!r} holds pickled Python objects)")
+        if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
+            raise CorruptFile(f"{self.path}: not an xpnet checkpoint (entry {name!r} has dtype {dtype})")
+        if dtype.byteorder not in ("=", "|"):
+            raise CorruptFile(
+                f"{self.path}: entry {name!r} is stored in non-native byte order ({dtype.str}); xpnet writes "
+                f"{np.dtype(dtype.name).str}"
+            )
+        entry = Entry(tuple(int(s) for s in shape), dtype, bool(fortran), info, offset)
+        if offset + entry.nbytes != info.file_size:
+            raise CorruptFile(
+                f"{self.path}: corrupt or truncated (entry {name!r} declares shape {entry.shape} of {dtype}, "
+                f"{entry.nbytes} bytes, but holds {info.file_size - offset})"
+            )
+        return entry
+
+    def _description(self, entry: Entry) -> dict[str, Any]:
+        path = self.path
+        if entry.dtype != np.uint8 or len(entry.shape) != 1:
+            raise CorruptFile(f"{path}: not an xpnet checkpoint (its 'meta' entry is not text)")
+        if entry.nbytes > MAX_META_BYTES:
+            raise CorruptFile(
+                f"{path}: not an xpnet checkpoint (a description of {entry.nbytes} bytes; at most {MAX_META_BYTES})"
+            )
+        try:
+            meta = json.loads(self._read(entry).tobytes().decode())
+        except RecursionError:
+            raise CorruptFile(f"{path}: not an xpnet checkpoint (its description nests too deeply)") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CorruptFile(f"{path}: not an xpnet checkpoint ({e})") from None
+        if depth(meta, MAX_DEPTH) > MAX_DEPTH:
+            raise CorruptFile(f"{path}: not an xpnet checkpoint (its description nests deeper than {MAX_DEPTH})")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ValueError("no xpnet format marker")
+            raise CorruptFile(f"{path}: not an xpnet checkpoint (no xpnet format marker)")
         if meta.get("version") != VERSION:
-            raise ValueError(f"format version {meta.get('version')}; this xpnet reads {VERSION}")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not an xpnet checkpoint ({e})") from e
-    return meta, arrays
+            raise CorruptFile(
+                f"{path}: not an xpnet checkpoint (format version {meta.get('version')!r}; this xpnet reads {VERSION})"
+            )
+        return meta
+
+    def _dtype_table(self) -> dict[str, str]:
+        """``{entry: "bfloat16"}`` for the entries stored as raw bits (checked: uint16 entries)."""
+        table = self.meta.get("dtypes", {})
+        if not isinstance(table, dict):
+            raise CorruptFile(f"{self.path}: invalid dtype table")
+        for name, kind in table.items():
+            entry = self.entries.get(name)
+            if kind != "bfloat16" or entry is None or entry.dtype != np.uint16:
+                raise CorruptFile(f"{self.path}: entry {name!r} is not stored as {kind!r} raw bits (uint16)")
+        return dict(table)
+
+    def _read(self, entry: Entry) -> np.ndarray:
+        """The entry's data, read in chunks into one array of the size its header declared."""
+        out = np.empty(entry.nbytes, dtype=np.uint8)
+        with self._zip.open(entry.info) as f:
+            f.read(entry.offset)  # the header, read before (at most a few KB)
+            pos = 0
+            while pos < entry.nbytes:
+                chunk = f.read(min(1 << 22, entry.nbytes - pos))
+                if not chunk:
+                    raise CorruptFile(f"{self.path}: corrupt or truncated (entry {entry.info.filename!r} ends early)")
+                out[pos : pos + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+                pos += len(chunk)
+            if f.read(1):  # also checks the CRC
+                raise CorruptFile(f"{self.path}: corrupt or truncated (entry {entry.info.filename!r} is too long)")
+        return out
+
+    def array(self, name: str) -> np.ndarray:
+        """Entry ``name``'s array (bfloat16 raw bits become their exact float32 values)."""
+        entry = self.entries[name]
+        try:
+            data = self._read(entry).view(entry.dtype)
+        except CorruptFile:
+            raise
+        except Exception as e:  # zlib, CRC, I/O: one kind of error
+            if isinstance(e, MemoryError):
+                raise
+            raise CorruptFile(f"{self.path}: corrupt or truncated ({type(e).__name__}: {e})") from e
+        a = data.reshape(entry.shape, order="F" if entry.fortran else "C")
+        if self.dtypes.get(name) == "bfloat16":
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        return a
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.entries[name].shape
+
+    def dtype(self, name: str) -> np.dtype:
+        """The dtype the entry loads as (bfloat16 raw bits: float32)."""
+        return np.dtype(np.float32) if self.dtypes.get(name) == "bfloat16" else self.entries[name].dtype
+
+    def close(self) -> None:
+        self._zip.close()
+        self._file.close()
+
+
+def depth(value: Any, limit: int) -> int:
+    """How deeply lists and dicts nest in ``value`` (a scalar 0, ``[]`` 1; counting stops past ``limit``)."""
+    level, todo = 0, [value]
+    while level <= limit:
+        containers = [c for c in todo if isinstance(c, (list, dict))]
+        if not containers:
+            break
+        level += 1
+        todo = [v for c in containers for v in (c.values() if isinstance(c, dict) else c)]
+    return level
+
+
+@contextlib.contextmanager
+def open_file(path: str | os.PathLike) -> Iterator[Archive]:
+    """An open, checked :class:`Archive`; anything wrong with the file is a :class:`CorruptFile`
+    naming it (``FileNotFoundError`` as it is; only regular files are read)."""
+    path = pathlib.Path(path)
+    f = atomic.open_regular(path)
+    try:
+        archive = Archive(path, f)
+    except CorruptFile:
+        f.close()
+        raise
+    except MemoryError:
+        f.close()
+        raise
+    except Exception as e:  # zipfile, NotImplementedError, RuntimeError("encrypted"), tokenize, struct, ...
+        f.close()
+        raise CorruptFile(f"{path}: corrupt or truncated ({type(e).__name__}: {e})") from e
+    try:
+        yield archive
+    finally:
+        archive.close()
+
+
+def read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The description and every array of an xpnet file (checked as :func:`open_file` checks it)."""
+    with open_file(path) as archive:
+        return archive.meta, {name: archive.array(name) for name in archive.entries}

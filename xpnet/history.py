@@ -14,6 +14,8 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import atomic
+
 FIELDS = ("epoch", "train_acc", "train_loss", "test_acc", "test_loss", "seconds")
 OPTIONAL_FIELDS = ("val_acc", "val_loss", "lr")
 """Columns present only when the run had them (a validation set, a learning-rate schedule)."""
@@ -109,7 +111,7 @@ class History:
         """The records, config and summary as JSON (also written to ``path`` if given)."""
         text = json.dumps({"config": self.config, "records": self.records, "summary": self.summary()}, indent=2)
         if path is not None:
-            pathlib.Path(path).write_text(text)
+            atomic.write_text(path, text)
         return text
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
@@ -121,13 +123,14 @@ class History:
         writer.writeheader()
         writer.writerows(self.records)
         if path is not None:
-            pathlib.Path(path).write_text(out.getvalue())
+            atomic.write_text(path, out.getvalue())
         return out.getvalue()
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write ``.json`` (records, config, summary) or ``.csv`` (records), by the file's suffix."""
+        """Write ``.json`` (records, config, summary) or ``.csv`` (records), by the file's suffix, atomically
+        (:func:`xpnet.atomic.atomic_write`: a failure leaves the previous file as it was)."""
         path = _suffix(path)
-        path.write_text(self.to_json() if path.suffix.lower() == ".json" else self.to_csv())
+        atomic.write_text(path, self.to_json() if path.suffix.lower() == ".json" else self.to_csv())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> History:
@@ -176,20 +179,24 @@ def save_histories(histories: dict[str, History], path: str | os.PathLike) -> No
     path = _suffix(path)
     if path.suffix.lower() == ".json":
         runs = [{"label": label, **json.loads(h.to_json())} for label, h in histories.items()]
-        path.write_text(json.dumps(runs, indent=2) + "\n")
+        atomic.write_text(path, json.dumps(runs, indent=2) + "\n")
         return
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[RUN, *_columns(list(histories.values()))], lineterminator="\n")
     writer.writeheader()
     for label, h in histories.items():
         writer.writerows({RUN: label, **r} for r in h.records)
-    path.write_text(out.getvalue())
+    atomic.write_text(path, out.getvalue())
 
 
 def load_histories(path: str | os.PathLike) -> dict[str, History]:
     """The runs of a file written by :func:`save_histories` or :meth:`History.save`, by label."""
     path = _suffix(path)
-    text = path.read_text()
+    with atomic.open_regular(path) as f:  # a named pipe is refused, not waited on
+        try:
+            text = f.read().decode()
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not an xpnet history file ({e})") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)

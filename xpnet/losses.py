@@ -210,8 +210,8 @@ class Flooding(Loss):
 
     def __init__(self, loss: Loss, b: float) -> None:
         super().__init__()
-        if b < 0:
-            raise ValueError(f"flood level b must be >= 0, got {b!r}")
+        if not 0 <= b < math.inf:  # NaN and inf too: they would train into NaN
+            raise ValueError(f"flood level b must be a finite number >= 0, got {b!r}")
         self.loss, self.b = loss, float(b)
 
     def forward(self, y: Any, t: Any, value: bool = True) -> Any:

@@ -9,6 +9,7 @@ float32 model stays float32 (no NumPy scalars, NEP 50).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, ClassVar
 
 from .backends import namespace_of
@@ -27,19 +28,31 @@ class Optimizer:
     """
 
     slots: ClassVar[tuple[str, ...]] = ()
+    nonnegative: ClassVar[tuple[str, ...]] = ()  # slots that hold sums of squares (checked when loaded)
     decoupled: ClassVar[bool] = False  # AdamW: decay applied to the weights, not the gradient
 
     def __init__(self, lr: float, weight_decay: float = 0.0, clip_norm: float | None = None) -> None:
-        if not lr > 0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be > 0, got {lr!r}")
-        if weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {weight_decay!r}")
-        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.lr = self._number("lr", lr, low=0.0, low_open=True)
+        self.weight_decay = self._number("weight_decay", weight_decay, low=0.0)
         self.clip_norm = check_clip_norm(clip_norm, f"{type(self).__name__}: clip_norm")
         self.t = 0
         self.state: dict[str, dict[str, Any]] = {}
         self.xp: Any = None
         self._array_type: type | None = None
+
+    def _number(self, name: str, value: Any, low: float, low_open: bool = False, high: float = math.inf) -> float:
+        """``value`` as a finite float in ``[low, high)`` (``(low, high)`` with ``low_open``); else a
+        ``ValueError`` naming the argument (the same check when a checkpoint is loaded)."""
+        owner = type(self).__name__
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g})" if high != math.inf else None
+        valid = f"in {interval}" if interval else f"a finite number {'>' if low_open else '>='} {low:g}"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{owner}: {name}={value!r} is not a number; valid: {valid}")
+        value = float(value)
+        below = value <= low if low_open else value < low
+        if not math.isfinite(value) or below or value >= high:
+            raise ValueError(f"{owner}: {name}={value!r} is out of range; valid: {valid}")
+        return value
 
     def config(self) -> dict[str, float]:
         """Constructor arguments (saved with a checkpoint)."""
@@ -147,7 +160,10 @@ class Optimizer:
                             f"the parameter {tuple(params[key].shape)}"
                         )
             restored[key] = dict(slots)
-        self.t = int(state["t"])
+        t = state["t"]
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < 2**53:
+            raise ValueError(f"optimizer step count t must be an integer >= 0, got {t!r}")
+        self.t = int(t)
         self.state = restored
 
     def __repr__(self) -> str:
@@ -173,7 +189,7 @@ class Momentum(Optimizer):
         self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0, clip_norm: float | None = None
     ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
-        self.momentum = float(momentum)
+        self.momentum = self._number("momentum", momentum, low=0.0, high=1.0)
 
     def config(self):
         return {**super().config(), "momentum": self.momentum}
@@ -200,13 +216,13 @@ class Nesterov(Momentum):
 class AdaGrad(Optimizer):
     """``h ← h + g²;  W ← W - η·g/(√h + ε)``."""
 
-    slots = ("h",)
+    slots = nonnegative = ("h",)
 
     def __init__(
         self, lr: float = 0.01, eps: float = 1e-7, weight_decay: float = 0.0, clip_norm: float | None = None
     ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
-        self.eps = float(eps)
+        self.eps = self._number("eps", eps, low=0.0, low_open=True)
 
     def config(self):
         return {**super().config(), "eps": self.eps}
@@ -220,7 +236,7 @@ class AdaGrad(Optimizer):
 class RMSProp(Optimizer):
     """``h ← ρh + (1-ρ)g²;  W ← W - η·g/(√h + ε)``."""
 
-    slots = ("h",)
+    slots = nonnegative = ("h",)
 
     def __init__(
         self,
@@ -231,7 +247,8 @@ class RMSProp(Optimizer):
         clip_norm: float | None = None,
     ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
-        self.decay_rate, self.eps = float(decay_rate), float(eps)
+        self.decay_rate = self._number("decay_rate", decay_rate, low=0.0, high=1.0)
+        self.eps = self._number("eps", eps, low=0.0, low_open=True)
 
     def config(self):
         return {**super().config(), "decay_rate": self.decay_rate, "eps": self.eps}
@@ -254,6 +271,7 @@ class Adam(Optimizer):
     """
 
     slots = ("m", "v")
+    nonnegative = ("v",)
 
     def __init__(
         self,
@@ -265,7 +283,9 @@ class Adam(Optimizer):
         clip_norm: float | None = None,
     ) -> None:
         super().__init__(lr, weight_decay, clip_norm)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1 = self._number("beta1", beta1, low=0.0, high=1.0)
+        self.beta2 = self._number("beta2", beta2, low=0.0, high=1.0)
+        self.eps = self._number("eps", eps, low=0.0, low_open=True)
 
     def config(self):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
@@ -308,3 +328,17 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "adamw": AdamW,
 }
 """Optimizers by their command-line name."""
+
+
+def from_config(spec: Any) -> Optimizer:
+    """The optimizer a file describes, ``{"class": "Adam", "config": {...}, "t": steps}``, with the
+    constructor's checks (a ``ValueError`` or ``TypeError`` for anything else)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"an optimizer is described by {{'class', 'config', 't'}}, got {spec!r:.80}")
+    classes = {cls.__name__: cls for cls in OPTIMIZERS.values()}
+    cls = classes.get(spec.get("class"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown optimizer {spec.get('class')!r:.40}; valid: {', '.join(classes)}")
+    opt = cls(**spec["config"])
+    opt.load_state_dict({"t": spec.get("t", 0), "state": {}})
+    return opt

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import atomic
 from .experiments import (
     aggregate,
     default_config,
@@ -340,9 +341,7 @@ def run_task(task: Task, data_path: str | None, device: Any, meta: dict[str, Any
         "finished": _now(),
         "blas": _blas(),
     }
-    tmp = task.path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(run) + "\n")
-    os.replace(tmp, task.path)
+    atomic.write_text(task.path, json.dumps(run) + "\n")
     ckpt.unlink(missing_ok=True)
     return run
 
@@ -456,7 +455,7 @@ def assemble(
         "runs": runs,
     }
     path = out / f"{table.name}.json"
-    path.write_text(json.dumps(doc, separators=(",", ":")).replace(',{"config"', ',\n{"config"') + "\n")
+    atomic.write_text(path, json.dumps(doc, separators=(",", ":")).replace(',{"config"', ',\n{"config"') + "\n")
     try:
         plot_bands(
             _by_row([r.label for r in table.rows], load_runs(path)), out / f"{table.name}.png", title=table.title
@@ -754,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{table.name}: incomplete, not assembled (rerun the same command to resume)")
                 continue
             md = render(path)
-            path.with_suffix(".md").write_text(md)
+            atomic.write_text(path.with_suffix(".md"), md)
             print(f"\n{md}")
         print(f"{ran} runs in {wall:.1f} s wall ({skipped} skipped, {len(errors)} failed)")
         for e in errors:
@@ -777,7 +776,7 @@ def _render_cmd(tables: Sequence[Table], out: pathlib.Path) -> int:
         path = out / f"{t.name}.json"
         if path.exists():
             md = render(path)
-            path.with_suffix(".md").write_text(md)
+            atomic.write_text(path.with_suffix(".md"), md)
             print(md)
     if missing:
         print(f"xpnet.reproduce: not yet assembled in {out}: {', '.join(missing)}", file=sys.stderr)

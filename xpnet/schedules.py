@@ -13,20 +13,34 @@ touched, so a schedule never syncs the device. Any callable ``count -> float`` w
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Schedule = Callable[[int], float]
 UNITS = ("epoch", "step")
 
 
 def _positive(name: str, value: float, owner: str) -> None:
-    if not value > 0:
-        raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
+
+
+def _count(name: str, value: Any, owner: str) -> None:
+    """An integer >= 1 (a fractional, infinite or non-numeric value gets the clear error)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or math.floor(value) != value
+        or value < 1
+    ):
+        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
 
 
 def _check_unit(unit: str, owner: str) -> None:
-    if unit not in UNITS:
+    if not isinstance(unit, str) or unit not in UNITS:
         raise ValueError(f"{owner}: unit must be one of {', '.join(UNITS)}, got {unit!r}")
 
 
@@ -64,8 +78,7 @@ class StepDecay:
     def __post_init__(self) -> None:
         _positive("lr", self.lr, "StepDecay")
         _check_unit(self.unit, "StepDecay")
-        if int(self.step_size) != self.step_size or self.step_size < 1:
-            raise ValueError(f"StepDecay: step_size must be an integer >= 1, got {self.step_size!r}")
+        _count("step_size", self.step_size, "StepDecay")
         _positive("gamma", self.gamma, "StepDecay")
 
     def __call__(self, count: int) -> float:
@@ -103,9 +116,9 @@ class Cosine:
     def __post_init__(self) -> None:
         _positive("lr", self.lr, "Cosine")
         _check_unit(self.unit, "Cosine")
-        if int(self.total) != self.total or self.total < 1:
-            raise ValueError(f"Cosine: total must be an integer >= 1, got {self.total!r}")
-        if not 0 <= self.min_lr <= self.lr:
+        _count("total", self.total, "Cosine")
+        min_lr = self.min_lr
+        if isinstance(min_lr, bool) or not isinstance(min_lr, numbers.Real) or not 0 <= min_lr <= self.lr:
             raise ValueError(f"Cosine: min_lr must be in [0, lr={self.lr}], got {self.min_lr!r}")
 
     def __call__(self, count: int) -> float:
@@ -125,8 +138,7 @@ class LinearWarmup:
     def __post_init__(self) -> None:
         _positive("lr", self.lr, "LinearWarmup")
         _check_unit(self.unit, "LinearWarmup")
-        if int(self.warmup) != self.warmup or self.warmup < 1:
-            raise ValueError(f"LinearWarmup: warmup must be an integer >= 1, got {self.warmup!r}")
+        _count("warmup", self.warmup, "LinearWarmup")
 
     def __call__(self, count: int) -> float:
         return float(self.lr * min(1.0, (_check_count(count) + 1) / self.warmup))
@@ -142,9 +154,15 @@ class Join:
     unit: str = "epoch"
 
     def __post_init__(self) -> None:
+        if not all(isinstance(s, (list, tuple)) for s in (self.schedules, self.boundaries)):
+            raise ValueError("Join: schedules and boundaries must be sequences")
+        for b in self.boundaries:
+            _count("boundaries (each)", b, "Join")
         object.__setattr__(self, "schedules", tuple(self.schedules))
         object.__setattr__(self, "boundaries", tuple(int(b) for b in self.boundaries))
         _check_unit(self.unit, "Join")
+        if not all(callable(s) for s in self.schedules):
+            raise ValueError("Join: every schedule must be a schedule (a callable count -> lr)")
         if len(self.schedules) != len(self.boundaries) + 1:
             raise ValueError(
                 f"Join: {len(self.schedules)} schedules need {len(self.schedules) - 1} boundaries, "
@@ -168,6 +186,10 @@ def warmup_cosine(lr: float, warmup: int, total: int, min_lr: float = 0.0, unit:
     if warmup >= total:
         raise ValueError(f"warmup_cosine: warmup ({warmup}) must be shorter than total ({total})")
     return Join((LinearWarmup(lr, warmup, unit), Cosine(lr, total - warmup, min_lr, unit)), (warmup,), unit)
+
+
+CLASSES: dict[str, type] = {c.__name__: c for c in (Constant, StepDecay, Exponential, Cosine, LinearWarmup, Join)}
+"""The schedule classes by name: the ones a run checkpoint may name (nothing else is reachable)."""
 
 
 def unit_of(schedule: Schedule) -> str:
@@ -210,7 +232,8 @@ def from_spec(spec: str | None, lr: float, epochs: int, warmup: int = 0) -> Sche
             main: Schedule = Constant(lr)
         elif name == "step":
             size = values[0] if values else max(1, left // 3)
-            main = StepDecay(lr, int(size) if size == int(size) else size, values[1] if len(values) > 1 else 0.1)
+            whole = math.isfinite(size) and size == int(size)
+            main = StepDecay(lr, int(size) if whole else size, values[1] if len(values) > 1 else 0.1)
         elif name == "exponential":
             main = Exponential(lr, values[0] if values else 0.95)
         else:

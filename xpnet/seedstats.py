@@ -26,6 +26,7 @@ import pathlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from . import atomic
 from .history import History
 from .tables import markdown_table
 
@@ -168,7 +169,7 @@ def save_runs(path: str | os.PathLike, histories: Iterable[History], **extra: An
     ``extra`` keys (e.g. ``meta``: machine, versions, command) it is ``{**extra, "runs": [...]}``.
     """
     runs = [json.loads(h.to_json()) for h in histories]
-    pathlib.Path(path).write_text(json.dumps({**extra, "runs": runs} if extra else runs, indent=1) + "\n")
+    atomic.write_text(path, json.dumps({**extra, "runs": runs} if extra else runs, indent=1) + "\n")
 
 
 def load_runs(path: str | os.PathLike) -> list[History]:

@@ -13,9 +13,11 @@ it, dropping what the last training forward kept too — and ``backward`` after 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from ..backend import Backend, get_backend, host_rng
@@ -159,20 +161,47 @@ def _needs_training_forward(backward: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class Pending:
+    """A parameter or buffer that is not allocated: what :func:`init_weight`, :func:`zeros` and
+    :func:`ones` return while :func:`pending_arrays` is active (``xpnet.load`` builds a layer so, checks
+    each shape against the file and then sets the saved arrays: no random initialisation, no memory)."""
+
+    __slots__ = ("dtype", "shape")
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
+        self.shape, self.dtype = tuple(int(s) for s in shape), dtype
+
+    def __repr__(self) -> str:
+        return f"Pending(shape={self.shape})"
+
+
+_pending = contextvars.ContextVar("xpnet_pending_arrays", default=False)
+
+
+@contextlib.contextmanager
+def pending_arrays() -> Iterator[None]:
+    """Layers built inside get :class:`Pending` placeholders for their parameters and buffers."""
+    token = _pending.set(True)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+
+
 def init_weight(backend: Backend, shape: tuple[int, ...], fan_in: int, init: str | float) -> Any:
     """Initial weights drawn on the host (seeded by ``xpnet.seed``) and moved to the device.
 
     ``init``: ``"he"`` (std = sqrt(2/fan_in), for ReLU-like), ``"xavier"`` (std = sqrt(1/fan_in),
     the book's Xavier, for sigmoid/tanh) or a float std.
     """
-    if init == "he":
-        std = math.sqrt(2.0 / fan_in)
-    elif init == "xavier":
-        std = math.sqrt(1.0 / fan_in)
-    elif isinstance(init, (int, float)) and not isinstance(init, bool) and init > 0:
+    if init in ("he", "xavier"):
+        std = math.sqrt((2.0 if init == "he" else 1.0) / fan_in)
+    elif isinstance(init, (int, float)) and not isinstance(init, bool) and init > 0 and math.isfinite(init):
         std = float(init)
     else:
         raise ValueError(f"init must be 'he', 'xavier' or a positive float std, got {init!r}")
+    if _pending.get():
+        return Pending(shape, backend.dtype())
     try:
         w = host_rng().standard_normal(shape)  # float64 on the host, whatever the model's dtype
         w *= std  # in place: the same values as `* std`, without a second float64 copy
@@ -187,8 +216,12 @@ def init_weight(backend: Backend, shape: tuple[int, ...], fan_in: int, init: str
 
 
 def zeros(backend: Backend, shape: tuple[int, ...]) -> Any:
+    if _pending.get():
+        return Pending(shape, backend.dtype())
     return backend.xp.zeros(shape, dtype=backend.dtype(), device=backend.device)
 
 
 def ones(backend: Backend, shape: tuple[int, ...]) -> Any:
+    if _pending.get():
+        return Pending(shape, backend.dtype())
     return backend.xp.ones(shape, dtype=backend.dtype(), device=backend.device)

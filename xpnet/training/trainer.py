@@ -216,7 +216,10 @@ class Trainer:
         if restore_best is not None:
             self.restore_best = bool(restore_best)
         train, test, val = self._data(x_train, t_train, x_test, t_test, x_val, t_val, validation_split)
-        with ckpt.stop_after_step(self):  # with a checkpoint, a signal finishes the step, saves and stops
+        self.comm.check_fit(
+            self, {"train": train, "test": test, "validation": val}
+        )  # ranks agree, before any collective
+        with ckpt.locked(self), ckpt.stop_after_step(self):  # one run per checkpoint path; a signal saves and stops
             run = self._start(train, test, val, validation_split)
             for epoch in range(run.epoch + 1, run.last + 1):
                 self.epoch, self.epoch_start = epoch, time.perf_counter() - run.elapsed
@@ -248,10 +251,9 @@ class Trainer:
         return (x, t), test, val
 
     def _start(self, train: tuple[Any, Any], test: tuple[Any, Any] | None, val: Any, split: float | None) -> ckpt.Run:
-        """Fit start: checks across ranks, the history, the extensions' start hooks, then the run (fresh,
+        """Fit start: the history, the extensions' start hooks, then the run (fresh,
         or where :meth:`restore` left off, each extension given its saved state)."""
         model, n = self.model, train[0].shape[0]
-        self.comm.check_fit(self, {"train": train, "test": test, "validation": val})  # before any other collective
         config: dict[str, Any] = {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed}
         config.update(optimizer=repr(self.optimizer), backend=str(model.backend), **describe(self, split, val))
         self.history, self.steps_per_epoch = History(config=config), -(-n // self.batch_size)
