@@ -180,7 +180,7 @@ def test_when_every_mirror_fails_nothing_is_left(tmp_path, mirror, tiny, behavio
 def test_stale_partial_files_are_removed(tmp_path, mirror, tiny):
     folder = tmp_path / "d"
     folder.mkdir()
-    for stale in (".a.bin.0123456789ab.part", ".a.bin.x8k2_q.part"):  # ours, and the old mkstemp names
+    for stale in (".a.bin.x8k2_q0a.tmp", ".a.bin.x8k2_q.part"):  # xpnet.atomic's, and the old downloader's
         (folder / stale).write_bytes(b"half")
     (folder / "notes.txt").write_text("the user's")  # not ours: kept
     datasets.download("tiny", folder, mirror=[mirror(_good).url], timeout=T)

@@ -15,7 +15,6 @@ import http.client
 import math
 import os
 import pathlib
-import secrets
 import shlex
 import stat
 import struct
@@ -24,9 +23,11 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
-from typing import Any, BinaryIO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import numpy as np
+
+from . import atomic
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -245,53 +246,6 @@ def _is_published(path: pathlib.Path, published: Published) -> bool:
     return path.is_file() and path.stat().st_size == published.size and _sha256(path) == published.sha256
 
 
-# -- the atomic move (local to downloads; the shared atomic writer can take its place) --------------
-def _partial_files(target: pathlib.Path) -> list[pathlib.Path]:
-    """The temporary files :func:`_atomic_file` makes for ``target`` (a killed writer's leftovers)."""
-    return list(target.parent.glob(f".{glob.escape(target.name)}.*.part"))
-
-
-@contextlib.contextmanager
-def _atomic_file(target: pathlib.Path) -> Iterator[BinaryIO]:
-    """Write ``target`` atomically: a temporary file beside it, fsync, rename when the block succeeds.
-
-    The file is created with mode 0666, so it ends ``0666 & ~umask`` (0644 under umask 022) as any file
-    does; on an exception the temporary file is removed and ``target`` is left as it was.
-    """
-    for _ in range(100):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"{target.parent}: no free temporary file name for {target.name}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        _fsync_folder(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_folder(folder: pathlib.Path) -> None:
-    """Make a rename in ``folder`` durable (where the OS allows opening a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _folder_lock(folder: pathlib.Path, log: Callable[[str], None]) -> Iterator[bool]:
     """Hold an exclusive OS lock on ``folder`` itself (no lock file is left behind); yields whether it is held.
@@ -338,7 +292,7 @@ class _Transfer:
     """A GET of ``url`` into ``out`` in a worker thread, at most ``published.size`` bytes, that the caller
     can abandon at a deadline: once :meth:`stop` returns, the worker never writes again."""
 
-    def __init__(self, url: str, out: BinaryIO, published: Published, timeout: float):
+    def __init__(self, url: str, out: IO[bytes], published: Published, timeout: float):
         self.url, self.out, self.published, self.timeout = url, out, published, timeout
         self.digest = hashlib.sha256()
         self.received = 0
@@ -397,9 +351,15 @@ class _Transfer:
             )
 
 
+def _old_partial_files(target: pathlib.Path) -> list[pathlib.Path]:
+    """Partial files of earlier xpnet downloaders (``mkstemp(prefix=".NAME.", suffix=".part")``); the name is
+    escaped, never a glob pattern. Today's downloads write through :func:`xpnet.atomic.atomic_write`."""
+    return list(target.parent.glob(f".{glob.escape(target.name)}.*.part"))
+
+
 def _fetch(url: str, target: pathlib.Path, published: Published, timeout: float) -> None:
     """``url`` → ``target`` atomically: at most the published size, within ``5·timeout`` s, SHA-256 verified."""
-    with _atomic_file(target) as f:
+    with atomic.atomic_write(target) as f:
         _Transfer(url, f, published, timeout).run(DEADLINE_TIMEOUTS * timeout)
 
 
@@ -441,8 +401,9 @@ def download(
     with _folder_lock(target, log) as locked:
         if locked:  # leftovers of killed downloads; unlocked, they might be another writer's
             for fname in files:
-                for stale in _partial_files(target / fname):
-                    stale.unlink(missing_ok=True)
+                atomic.remove_leftovers(target / fname)
+                for old in _old_partial_files(target / fname):  # left by xpnet's earlier downloader
+                    old.unlink(missing_ok=True)
         for fname, published in files.items():
             path = target / fname
             if _is_published(path, published):
