@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from . import _state
+
+if TYPE_CHECKING:
+    from ._kernels import NativeKernels
 
 
 class BackendUnavailableError(ImportError):
@@ -237,6 +240,11 @@ class Backend:
 
     def free_memory(self) -> None:
         """Return cached device memory to the driver (CuPy's pool, torch's caching allocator)."""
+
+    def native_kernels(self) -> NativeKernels | None:
+        """The library's own convolution and max-pooling kernels (:mod:`xpnet.kernels` decides whether the
+        layers use them), or None: the layers run the array-API reference (im2col, window-position pooling)."""
+        return None
 
     def peer_torch_device(self) -> str | None:
         """The PyTorch device holding the same memory as this backend's device (the benchmark peer),
