@@ -39,8 +39,20 @@ class NativeKernels:
         """The input gradient (shape ``x_shape``): each window's gradient to its maximum's position."""
         raise NotImplementedError
 
+    def relu(self, x: Any) -> Any:
+        """``max(x, 0)`` in one pass (optional: see :meth:`supports_relu`)."""
+        raise NotImplementedError
+
+    def relu_backward(self, dy: Any, y: Any) -> Any:
+        """``dy`` where the ReLU's output ``y`` is positive, else 0."""
+        raise NotImplementedError
+
     def supports_conv2d(self, x: Any, w: Any, stride: int, pad: int) -> bool:
         return True
 
     def supports_max_pool(self, x: Any, size: tuple[int, int], stride: int, pad: int) -> bool:
         return True
+
+    def supports_relu(self, x: Any) -> bool:
+        """Optional kernels (ReLU) are off unless a subclass turns them on."""
+        return False
