@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--min-time", type=float, default=0.3)
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's own)")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     runs = []
     for r in range(args.repeat):
         for net in args.networks.split(","):
