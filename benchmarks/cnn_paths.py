@@ -13,19 +13,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import xpnet
 from xpnet import bench
 
 
-def measure(backend_name: str, network: str, rounds: int, min_time: float) -> dict[str, Any]:
+def cpu_interleaved(cands: dict[str, Callable[[], None]], rounds: int, calls: int = 3) -> dict[str, dict[str, float]]:
+    """As :func:`xpnet.bench.interleaved`, but in this process's CPU time (``time.process_time``): on a machine
+    shared with other work, the work a step does rather than the wall time it waited. Meaningful at one thread
+    (``--threads 1``; at more, spinning worker threads count too)."""
+    for f in cands.values():  # warm-up
+        f()
+    samples: dict[str, list[float]] = {name: [] for name in cands}
+    for _ in range(rounds):
+        for name, f in cands.items():
+            start = time.process_time()
+            for _ in range(calls):
+                f()
+            samples[name].append((time.process_time() - start) / calls)
+    return {
+        name: {"min": min(v), "median": sorted(v)[len(v) // 2], "max": max(v), "rounds": len(v)}
+        for name, v in samples.items()
+    }
+
+
+def measure(backend_name: str, network: str, rounds: int, min_time: float, clock: str = "wall") -> dict[str, Any]:
     backend = xpnet.set_backend(backend_name)
     sizes, batch = bench.NETWORKS[network]
     paths = bench.kernel_paths(backend)
     cands = {bench.kernels_label(backend, m): bench.xpnet_step(backend, sizes, batch, kernels=m) for m in paths}
     cands["pytorch eager"] = bench.torch_step(backend.peer_torch_device() or "cpu", sizes, batch)
-    times = interleaved = bench.interleaved(cands, rounds=rounds, min_time=min_time)
+    if clock == "cpu":
+        times = interleaved = cpu_interleaved(cands, rounds)
+    else:
+        times = interleaved = bench.interleaved(cands, rounds=rounds, min_time=min_time)
     peer = times["pytorch eager"]["min"]
     rows = [
         {
@@ -41,7 +65,7 @@ def measure(backend_name: str, network: str, rounds: int, min_time: float) -> di
         }
         for name, t in interleaved.items()
     ]
-    return {"network": bench.network_label(sizes), "backend": backend_name, "rows": rows}
+    return {"network": bench.network_label(sizes), "backend": backend_name, "clock": clock, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--min-time", type=float, default=0.3)
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="wall time, or process CPU time")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's own)")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
@@ -62,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.repeat):
         for net in args.networks.split(","):
             for b in args.backends.split(","):
-                result = measure(b, net, args.rounds, args.min_time)
+                result = measure(b, net, args.rounds, args.min_time, args.clock)
                 result["repeat"] = r
                 runs.append(result)
                 for row in result["rows"]:
