@@ -54,3 +54,16 @@ def backend(request):
     from xpnet.bench import free_memory
 
     free_memory(b)
+
+
+@pytest.fixture(params=["native", "reference"])
+def kernels_path(request, backend):
+    """Each kernel path of the backend (:mod:`xpnet.kernels`) as its own benchmark row; "native" is skipped
+    where the backend has no native kernels (it would time the reference again)."""
+    from xpnet import kernels
+    from xpnet.bench import kernel_paths
+
+    if request.param not in kernel_paths(backend):
+        pytest.skip(f"{backend} has no native kernels: its native path is the reference")
+    with kernels.using(request.param):
+        yield request.param

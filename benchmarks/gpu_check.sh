@@ -13,6 +13,10 @@
 #   1. tests: every cupy and torch-CUDA parametrisation of the suite (--full: the whole suite), among
 #      them the training steps under the sync guard (cupyx.allow_synchronize(False),
 #      torch.cuda.set_sync_debug_mode("error")) in tests/test_gpu.py and tests/test_devices.py
+#   1b. cupy_kernels: the native kernels against the reference on the GPU (issue 25), with CuPy's
+#      (unverified, off by default) turned on by XPNET_CUPY_KERNELS=1: tests/test_conv.py's both-path
+#      gradient checks and direct comparisons (convolution and max-pooling, forward and backward) for
+#      cupy and torch-CUDA. Only when this step passes may CuPy's kernels be turned on by default.
 #   2. xpnet train --backend cupy on MNIST (digits if absent): the articles' MLP and SimpleConvNet
 #   3. the pytest-benchmark suite for cupy and torch-CUDA (benchmarks.json)
 #   4. xpnet bench for CuPy and torch-CUDA (bench_*.json)
@@ -75,6 +79,8 @@ cat "$out/env.txt"
 
 if [ $dry -eq 1 ]; then
   step tests python -m pytest tests/test_gpu.py tests/test_devices.py -q -rs -p no:cacheprovider --junitxml "$out/tests.xml"
+  step cupy_kernels env XPNET_CUPY_KERNELS=1 python -m pytest tests/test_conv.py -q -rs -p no:cacheprovider \
+       -k "native_relu or native_max_pooling_matches" --junitxml "$out/cupy_kernels.xml"
   step train_mlp python -m xpnet train --backend numpy --epochs 2 --quiet --history "$out/train_mlp.json"
   step train_cnn python -m xpnet train --backend numpy --model simple-cnn --optimizer adam --lr 0.001 --epochs 1 \
        --quiet --history "$out/train_cnn.json"
@@ -88,6 +94,9 @@ else
   else
     step tests python -m pytest tests -q -rs -p no:cacheprovider -k "cupy or cuda" --junitxml "$out/tests.xml"
   fi
+  step cupy_kernels env XPNET_CUPY_KERNELS=1 python -m pytest tests/test_conv.py tests/test_devices.py -q -rs \
+       -p no:cacheprovider -k "(cupy or cuda) and (native or gradient_check or both_kernel or direct_loops)" \
+       --junitxml "$out/cupy_kernels.xml"
   epochs_mlp=5 epochs_cnn=2
   [ $full -eq 1 ] && epochs_mlp=50 epochs_cnn=20
   if [ -d "$mnist" ]; then
@@ -103,6 +112,8 @@ else
        --benchmark-max-time=0.5 --benchmark-group-by=group --benchmark-columns=median,iqr,rounds \
        --benchmark-json "$out/benchmarks.json"
   step bench_cupy python -m xpnet bench --backend cupy --json "$out/bench_cupy.json"
+  step bench_cupy_kernels env XPNET_CUPY_KERNELS=1 python -m xpnet bench --backend cupy --network simplecnn,deepcnn \
+       --no-numgrad --json "$out/bench_cupy_kernels.json"
   step bench_torch_cuda python -m xpnet bench --backend torch --device cuda:0 --no-numgrad --json "$out/bench_torch_cuda.json"
 fi
 step figures python benchmarks/gpu_figures.py "$out"

@@ -15,7 +15,7 @@ from typing import Any
 
 from xpnet.tables import markdown_table
 
-FIXED = ("backend", "device", "network", "batch", "dtype")
+FIXED = ("backend", "device", "kernels", "network", "batch", "dtype")
 
 
 def _cell(v: Any) -> str:

@@ -1,7 +1,8 @@
 """The CNN layers' kernels beside PyTorch eager: convolution forward/backward (im2col alone, the GEMM bound
 of its im2col product, col2im alone) at SimpleConvNet's and DeepConvNet's second convolution's shapes;
 ReLU and 2×2 max pooling forward/backward at SimpleConvNet's shape (100×30×24×24). The training steps
-are in test_bench_step.py."""
+are in test_bench_step.py. xpnet's convolution and layer kernels run on each kernel path of the backend
+(``kernels_path``: native where the adapter has them, and the array-API reference), one row each."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _conv(backend, which="simple"):
 
 
 @pytest.mark.benchmark(group="conv-forward")
-def test_conv_forward(benchmark, backend, conv):
+def test_conv_forward(benchmark, backend, kernels_path, conv):
     layer, x = _conv(backend, conv)
     benchmark(synced(backend, lambda: layer.forward(x)))
 
@@ -83,7 +84,7 @@ def test_conv_forward_torch_peer(benchmark, backend, conv):
 
 
 @pytest.mark.benchmark(group="conv-backward")
-def test_conv_backward(benchmark, backend, conv):
+def test_conv_backward(benchmark, backend, kernels_path, conv):
     layer, x = _conv(backend, conv)
     dout = layer.forward(x)
     benchmark(synced(backend, lambda: layer.backward(dout)))
@@ -119,7 +120,7 @@ LAYERS = {"relu": (L.ReLU, "relu"), "pool": (lambda: L.Pooling(2, 2), "max_pool2
 
 @pytest.mark.parametrize("kind", list(LAYERS))
 @pytest.mark.parametrize("direction", ["forward", "backward"])
-def test_layer_kernel(benchmark, backend, kind, direction):
+def test_layer_kernel(benchmark, backend, kernels_path, kind, direction):
     benchmark.group = f"{kind}-{direction}"
     layer = LAYERS[kind][0]()
     x = xpnet.asarray(_activation_input(backend))

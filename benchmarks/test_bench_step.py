@@ -5,7 +5,8 @@ Groups ``step-small`` (784-100-50-10, batch 100), ``step-large`` (784-2048-2048-
 ``step-simplecnn`` (the book's SimpleConvNet, batch 100) and ``step-deepcnn`` (DeepConvNet, batch 100).
 Each xpnet and PyTorch case records the peak memory of one step in ``extra_info`` (see
 :func:`xpnet.bench.peak_memory`). The interleaved, ratio-taking runner is ``xpnet bench``; this suite
-gives pytest-benchmark's tables and JSON.
+gives pytest-benchmark's tables and JSON. xpnet's step runs on each kernel path of the backend (native
+kernels where the adapter has them, and the array-API reference), one row each.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _run(benchmark, backend, step, traced=True):
 
 @pytest.mark.parametrize("network", STEPS)
 class TestStep:
-    def test_xpnet(self, benchmark, backend, network):
+    def test_xpnet(self, benchmark, backend, kernels_path, network):
         benchmark.group = f"step-{network}"
         _run(benchmark, backend, xpnet_step(backend, *_network(backend, network, benchmark)))
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from xptest import CPU_BACKENDS, DEVICE_BACKENDS, backend_device_combinations, skip_summary
+from xptest import CPU_BACKENDS, DEVICE_BACKENDS, KERNEL_MODES, backend_device_combinations, kernel_modes, skip_summary
 
 import xpnet
+from xpnet import kernels
 from xpnet.backends import BackendUnavailableError
 
 
@@ -16,7 +17,9 @@ def _restore_global_state():
     xpnet.set_backend("numpy")
     xpnet.set_default_dtype("float32")
     xpnet.seed(0)
+    mode = kernels.current()
     yield
+    kernels.use(mode)
     xpnet.set_backend("numpy")
     xpnet.set_default_dtype("float32")
 
@@ -49,6 +52,22 @@ def cpu_backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(params=KERNEL_MODES)
+def kernels_mode(request):
+    """Runs a test on each kernel path (:mod:`xpnet.kernels`) of the test's backend; "native" is skipped where
+    the backend has no native kernels (its run would repeat the reference's)."""
+    for name in ("backend", "device_backend", "cpu_backend"):
+        if name in request.fixturenames:
+            active = request.getfixturevalue(name)
+            break
+    else:
+        active = xpnet.get_backend()
+    if request.param not in kernel_modes(active):
+        pytest.skip(f"{active} has no native kernels: its native path is the reference")
+    with kernels.using(request.param):
+        yield request.param
 
 
 def pytest_terminal_summary(terminalreporter):

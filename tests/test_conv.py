@@ -1,17 +1,24 @@
-"""Convolution, pooling and Flatten: gradient checks (float64) on every backend, im2col identities."""
+"""Convolution, pooling and Flatten: gradient checks (float64) on every backend and both kernel paths
+(native where the backend has them, and the array-API reference), the paths compared directly, im2col
+identities."""
 
 import numpy as np
 import pytest
-from xptest import assert_input_gradient, assert_same_on_cpu_backends, host
+from xptest import assert_gradients_on_every_path, assert_same_on_cpu_backends, host, kernel_modes
 
 import xpnet
+from xpnet import kernels
 from xpnet import layers as L
 from xpnet.layers.im2col import col2im, im2col
 
 
-def _check(model, x, t, tol=1e-6):
-    errors = xpnet.gradient_check(model, x, t)
-    assert max(errors.values()) < tol, errors
+@pytest.fixture(autouse=True)
+def _native_pooling_on_the_cpu_too(monkeypatch):
+    """ATen's max-pooling is off on the CPU by default (slower there than the reference); here it is on, so
+    that its CPU results are checked against the reference too."""
+    from xpnet.backends._aten import AtenKernels
+
+    monkeypatch.setattr(AtenKernels, "max_pool_on_cpu", True)
 
 
 CONV_CASES = {
@@ -43,8 +50,7 @@ def test_convolution_gradient_check(backend, rng, case, method):
     )
     x = rng.standard_normal((p["n"], p["c"], *p["hw"]))
     t = rng.integers(0, 3, p["n"])
-    _check(model, x, t)
-    assert_input_gradient(model, x, t)
+    assert_gradients_on_every_path(model, x, t)
 
 
 @pytest.mark.parametrize("pool", ["max", "avg"])
@@ -59,11 +65,10 @@ def test_pooling_gradient_check(backend, rng, pool, size, stride, pad):
     )
     x = rng.standard_normal((2, 2, 6, 6))
     t = np.array([0, 2])
-    _check(model, x, t)
-    assert_input_gradient(model, x, t)
+    assert_gradients_on_every_path(model, x, t)
 
 
-def test_max_pooling_values_and_routing(backend):
+def test_max_pooling_values_and_routing(backend, kernels_mode):
     xpnet.set_default_dtype("float64")
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     layer = L.Pooling(2, 2)
@@ -78,13 +83,13 @@ def test_max_pooling_values_and_routing(backend):
     assert host(ties.backward(xpnet.asarray(np.ones((1, 1, 1, 1))))).sum() == 1  # one maximum gets it, not all
 
 
-def test_avg_pooling_values(backend):
+def test_avg_pooling_values(backend, kernels_mode):
     xpnet.set_default_dtype("float64")
     x = np.arange(16.0).reshape(1, 1, 4, 4)
     np.testing.assert_array_equal(host(L.AvgPooling(2, 2).forward(xpnet.asarray(x))), [[[[2.5, 4.5], [10.5, 12.5]]]])
 
 
-def test_convolution_matches_direct_loops(backend, rng):
+def test_convolution_matches_direct_loops(backend, kernels_mode, rng):
     xpnet.set_default_dtype("float64")
     conv = L.Convolution(2, 3, (2, 3), stride=2, pad=1)
     x = rng.standard_normal((2, 2, 5, 6))
@@ -137,7 +142,7 @@ def test_cnn_trains_on_digit_images(backend):
     assert model.accuracy(xt, tt) > 0.9
 
 
-def test_cnn_save_load_round_trip(rng, tmp_path):
+def test_cnn_save_load_round_trip(cpu_backend, kernels_mode, rng, tmp_path):
     model = xpnet.models.simple_cnn(input_shape=(1, 8, 8), filters=4, kernel=3, hidden=8)
     x = rng.random((3, 1, 8, 8))
     model.save(tmp_path / "cnn.npz")
@@ -145,8 +150,10 @@ def test_cnn_save_load_round_trip(rng, tmp_path):
     np.testing.assert_allclose(host(loaded.predict(x)), host(model.predict(x)), rtol=1e-6)
 
 
-def test_cnn_cross_backend_equivalence(rng):
-    """Same seed and data → same CNN outputs and gradients on every CPU backend (float64)."""
+@pytest.mark.parametrize("mode", kernels.MODES)
+def test_cnn_cross_backend_equivalence(rng, mode):
+    """Same seed and data → same CNN outputs and gradients on every CPU backend (float64), on either path."""
+    kernels.use(mode)
     assert_same_on_cpu_backends(
         lambda: xpnet.Sequential(
             [
@@ -171,7 +178,7 @@ def test_pooling_that_tiles_its_input_exactly(backend, rng, pool):
     xpnet.set_default_dtype("float64")
     model = xpnet.Sequential([pool(2, 2), L.Flatten(), L.Affine(2 * 3 * 3, 3)], input_shape=(2, 6, 6), input_grad=True)
     x, t = rng.standard_normal((2, 2, 6, 6)), np.array([1, 2])
-    assert_input_gradient(model, x, t)
+    assert_gradients_on_every_path(model, x, t)
 
 
 @pytest.mark.parametrize(
@@ -179,6 +186,7 @@ def test_pooling_that_tiles_its_input_exactly(backend, rng, pool):
     [(2, 2, 1, "correlate"), (2, 2, 0, "route"), (2, 4, 1, "route"), (8, 2, 0, "correlate")],
 )  # "auto" correlates where FN·H·W <= C·OH·OW: its columns no larger than the forward's
 def test_auto_input_gradient_picks_the_smaller_columns(c, fn, pad, method):
+    kernels.use("reference")  # the method applies to the reference path only
     conv = L.Convolution(c, fn, 3, pad=pad)
     x = xpnet.asarray(np.ones((2, c, 6, 6)))
     y = conv.forward(x)
@@ -187,6 +195,7 @@ def test_auto_input_gradient_picks_the_smaller_columns(c, fn, pad, method):
 
 
 def test_input_gradient_method_is_checked():
+    kernels.use("reference")
     x = xpnet.asarray(np.ones((1, 1, 5, 5)))
     conv = L.Convolution(1, 1, 3, stride=2)
     conv.input_gradient_method = "correlate"
@@ -199,6 +208,7 @@ def test_input_gradient_method_is_checked():
 
 
 def test_the_column_workspaces_are_reused_by_training_and_released_by_evaluation():
+    kernels.use("reference")
     layer = L.Convolution(3, 2, 3, pad=1)
     x = xpnet.asarray(np.random.default_rng(0).standard_normal((4, 3, 5, 5)))
     dout = xpnet.asarray(np.ones((4, 2, 5, 5)))
@@ -215,3 +225,112 @@ def test_the_column_workspaces_are_reused_by_training_and_released_by_evaluation
     y_eval = layer.forward(x, train=False)  # an evaluation keeps nothing batch-sized
     assert layer.workspace is None and layer.grad_workspace is None
     np.testing.assert_allclose(xpnet.to_numpy(y_eval), xpnet.to_numpy(y), rtol=1e-6, atol=1e-6)
+
+
+# -- the native path against the reference, directly -------------------------------------------------------
+
+
+def _both_paths(layer, x, dout=None):
+    """``layer``'s output, input gradient and parameter gradients on each kernel path, as host arrays."""
+    results = {}
+    for mode in kernels.MODES:
+        with kernels.using(mode):
+            y = layer.forward(xpnet.asarray(x))
+            d = xpnet.asarray(dout if dout is not None else np.cos(np.arange(np.prod(y.shape))).reshape(y.shape))
+            dx = layer.backward(d)
+            results[mode] = (host(y), None if dx is None else host(dx), {k: host(v) for k, v in layer.grads.items()})
+    return results
+
+
+def _assert_paths_agree(results, rtol, atol):
+    (y0, dx0, g0), (y1, dx1, g1) = results["native"], results["reference"]
+    np.testing.assert_allclose(y0, y1, rtol=rtol, atol=atol, err_msg="output")
+    assert (dx0 is None) == (dx1 is None)
+    if dx0 is not None:
+        np.testing.assert_allclose(dx0, dx1, rtol=rtol, atol=atol, err_msg="input gradient")
+    for k in g1:
+        np.testing.assert_allclose(g0[k], g1[k], rtol=rtol, atol=atol, err_msg=k)
+
+
+def _needs_native(backend):
+    if len(kernel_modes(backend)) < 2:
+        pytest.skip(f"{backend} has no native kernels: nothing to compare the reference with")
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize("case", list(CONV_CASES))
+def test_native_convolution_matches_the_reference(backend, rng, case, dtype, tol, input_grad):
+    _needs_native(backend)
+    p = CONV_CASES[case]
+    xpnet.set_default_dtype(dtype)
+    conv = L.Convolution(p["c"], p["fn"], p["k"], stride=p["stride"], pad=p["pad"])
+    conv.b = xpnet.asarray(rng.standard_normal(p["fn"]))
+    conv.input_grad = input_grad
+    _assert_paths_agree(_both_paths(conv, rng.standard_normal((p["n"], p["c"], *p["hw"]))), tol, tol)
+
+
+@pytest.mark.parametrize("size, stride, pad", [(2, 2, 0), (3, 1, 0), ((2, 3), 2, 0), (2, 1, 1), (3, 2, 1)])
+def test_native_max_pooling_matches_the_reference(backend, rng, size, stride, pad):
+    _needs_native(backend)
+    xpnet.set_default_dtype("float64")
+    x = rng.standard_normal((2, 3, 7, 6))
+    assert backend.native_kernels().supports_max_pool(xpnet.asarray(x), L.Pooling(size).size, stride, pad) == (pad == 0)
+    results = _both_paths(L.Pooling(size, stride, pad), x)
+    _assert_paths_agree(results, 1e-15, 1e-15)  # overlapping windows add shares in another order
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 6), (3, 64, 8, 8)])
+@pytest.mark.parametrize("size, stride", [(2, 2), (3, 1), ((3, 2), 2)])
+@pytest.mark.parametrize("data", ["all-equal", "few-values"])
+def test_native_max_pooling_breaks_ties_as_the_reference(backend, rng, shape, size, stride, data):
+    """Tied windows (all equal, or values from {0, 1, 2}): both paths route each window's gradient to its
+    first maximum in row-major order, exactly."""
+    _needs_native(backend)
+    x = np.ones(shape) if data == "all-equal" else rng.integers(0, 3, shape).astype(float)
+    layer = L.Pooling(size, stride)
+    oh, ow = layer.output_shape(shape[1:])[1:]
+    dout = (np.arange(shape[0] * shape[1] * oh * ow) % 7 + 1.0).reshape(shape[0], shape[1], oh, ow)  # exact sums
+    results = _both_paths(layer, x, dout)
+    _assert_paths_agree(results, 0, 0)
+    if data == "all-equal":  # each window's gradient to its top-left element
+        y, dx = results["native"][0], results["native"][1]
+        expected = np.zeros(shape)
+        for i in range(y.shape[2]):
+            for j in range(y.shape[3]):
+                expected[:, :, i * stride, j * stride] += dout[:, :, i, j]
+        np.testing.assert_array_equal(dx, expected)
+
+
+def test_native_convolution_keeps_only_its_input(cpu_backend, rng):
+    """On the native path a training forward keeps x (no columns, no workspaces); an evaluation forward,
+    :meth:`clear` and ``model.to`` keep nothing."""
+    _needs_native(cpu_backend)
+    model = xpnet.Sequential([L.Convolution(2, 3, 3, pad=1), L.Pooling(2), L.Flatten()], input_shape=(2, 4, 4))
+    conv, pool = model.layers[0], model.layers[1]
+    x = xpnet.asarray(rng.standard_normal((2, 2, 4, 4)))
+    model.forward(x, train=True)
+    assert conv.x is x and conv.col is None and conv.workspace is None and conv.grad_workspace is None
+    assert pool.state is not None and pool.took is None
+    model.forward(x, train=False)
+    assert conv.x is None and conv.native is None and pool.state is None
+    model.forward(x, train=True)
+    conv.clear()
+    assert conv.x is None
+    with pytest.raises(RuntimeError, match="needs a forward pass"):
+        conv.backward(xpnet.asarray(np.ones((2, 3, 4, 4))))
+    model.forward(x, train=True)
+    model.to("numpy")
+    assert conv.x is None and pool.state is None
+
+
+def test_a_step_uses_the_path_its_forward_took(cpu_backend, rng):
+    """Switching the mode between forward and backward does not mix the paths."""
+    _needs_native(cpu_backend)
+    conv = L.Convolution(2, 3, 3)
+    x = xpnet.asarray(rng.standard_normal((2, 2, 5, 5)))
+    with kernels.using("native"):
+        y = conv.forward(x)
+    with kernels.using("reference"):
+        dx = conv.backward(cpu_backend.xp.ones_like(y))
+    assert conv.col is None and tuple(dx.shape) == (2, 2, 5, 5)

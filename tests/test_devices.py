@@ -13,11 +13,11 @@ import math
 
 import numpy as np
 import pytest
-from xptest import host
+from xptest import host, kernel_modes
 
 import xpnet
+from xpnet import kernels, losses
 from xpnet import layers as L
-from xpnet import losses
 from xpnet.optimizers import OPTIMIZERS, Adam
 
 # Constructor and per-sample input shape for every concrete layer class (LAYERS is the registry).
@@ -66,6 +66,25 @@ def test_layer_step_stays_on_device(device_backend, rng, case):
     dx = layer.backward(xp.ones_like(y))
     on_device(device_backend, y=y, dx=dx, **{"d" + k: v for k, v in layer.grads.items()}, **layer.buffers)
     on_device(device_backend, eval_y=layer.forward(x, train=False))
+
+
+@pytest.mark.parametrize("case", [c for c in LAYER_CASES if c.startswith(("Convolution", "Pooling"))])
+def test_both_kernel_paths_step_on_device(device_backend, rng, case):
+    """Convolution and max-pooling on each kernel path the backend has (native kernels, the reference):
+    everything stays on the device, no host read (``meta``), same shapes and dtypes on both."""
+    factory, shape = LAYER_CASES[case]
+    xp = device_backend.xp
+    x = device_backend.from_host(rng.standard_normal((4, *shape)), dtype=xp.float32)
+    seen = set()
+    for mode in kernel_modes(device_backend):
+        with kernels.using(mode):
+            layer = factory()
+            y = layer.forward(x, train=True)
+            dx = layer.backward(xp.ones_like(y))
+            grads = {"d" + k: v for k, v in layer.grads.items()}
+            on_device(device_backend, y=y, dx=dx, **grads, eval_y=layer.forward(x, train=False))
+            seen.add(tuple((tuple(a.shape), str(a.dtype)) for a in (y, dx, *grads.values())))
+    assert len(seen) == 1, seen
 
 
 @pytest.mark.parametrize("loss", ["labels", "one-hot", "mse", "flooding"])

@@ -33,14 +33,7 @@ def assert_input_gradient(model, x, t, eps=1e-6):
     """``model.dx`` (built with ``input_grad=True``) against central differences of the loss in x."""
     model.gradient(x, t)
     dx = host(model.dx)
-    num = np.zeros_like(x)
-    for i in np.ndindex(*x.shape):
-        up, down = x.copy(), x.copy()
-        up[i] += eps
-        down[i] -= eps
-        with model.frozen():
-            num[i] = (float(model.loss(up, t, train=True)) - float(model.loss(down, t, train=True))) / (2 * eps)
-    np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(dx, numerical_input_gradient(model, x, t, eps), rtol=1e-5, atol=1e-8)
 
 
 def assert_same_on_cpu_backends(build, x, t, seed=7):
@@ -83,3 +76,49 @@ def skip_summary(terminalreporter) -> None:
     terminalreporter.write_sep("=", f"{len(skipped)} skipped, by reason")
     for reason, n in sorted(counts.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{n:5d} × {reason}")
+
+
+KERNEL_MODES = ("native", "reference")
+"""The two kernel paths (:mod:`xpnet.kernels`)."""
+
+
+def kernel_modes(backend=None) -> tuple[str, ...]:
+    """The kernel modes whose paths differ on ``backend`` (default: the active one): both where its adapter
+    has native kernels, else the reference alone (there "native" runs the reference too)."""
+    backend = backend or xpnet.get_backend()
+    return KERNEL_MODES if backend.native_kernels() is not None else ("reference",)
+
+
+def numerical_input_gradient(model, x, t, eps=1e-6):
+    """Central differences of the loss in each element of ``x`` (host float64)."""
+    num = np.zeros_like(x)
+    for i in np.ndindex(*x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += eps
+        down[i] -= eps
+        with model.frozen():
+            num[i] = (float(model.loss(up, t, train=True)) - float(model.loss(down, t, train=True))) / (2 * eps)
+    return num
+
+
+def assert_gradients_on_every_path(model, x, t, tol=1e-6, input_gradient=True):
+    """The gradient check (float64) of ``model``'s backprop on each kernel path the backend has.
+
+    Central differences are taken once, with the forwards of the mode in force (both paths' forwards agree
+    to rounding: tests/test_conv.py compares them directly); each path's backprop — parameters, as
+    :func:`xpnet.gradient_check` measures them, and the input gradient where ``input_gradient`` — is
+    checked against them."""
+    from xpnet import kernels
+    from xpnet.gradient import numerical_gradient
+
+    numeric = {k: host(v) for k, v in numerical_gradient(model, x, t).items()}
+    num_dx = numerical_input_gradient(model, x, t) if input_gradient else None
+    for mode in kernel_modes(model.backend):
+        with kernels.using(mode), model.frozen():
+            grads = {k: host(v) for k, v in model.gradient(x, t).items()}
+            dx = host(model.dx) if input_gradient else None
+        for k, g in grads.items():
+            error = np.max(np.abs(g - numeric[k]) / np.maximum(1e-8, np.abs(g) + np.abs(numeric[k])), initial=0.0)
+            assert error < tol, f"{mode} path, {k}: relative error {error}"
+        if input_gradient:
+            np.testing.assert_allclose(dx, num_dx, rtol=1e-5, atol=1e-8, err_msg=f"{mode} path, input gradient")

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import backend as B
+from . import kernels as K
 from . import layers as L
 from .controls import train_step
 from .models import deep_cnn, mlp, simple_cnn
@@ -92,15 +93,37 @@ def _model_on(backend: B.Backend, sizes: Any, dtype: str) -> Any:
         B.set_default_dtype(previous)
 
 
-def xpnet_step(backend: B.Backend, sizes: Any, batch: int, dtype: str = "float32") -> Callable[[], None]:
-    """A closure running one xpnet training step (synchronised on a GPU)."""
+def kernel_paths(backend: B.Backend) -> list[str]:
+    """The kernel modes (:mod:`xpnet.kernels`) whose paths differ on ``backend``: ``["native", "reference"]``
+    where its adapter has native kernels, else ``["reference"]``. Benchmarks report one row per path."""
+    return ["native", "reference"] if backend.native_kernels() is not None else ["reference"]
+
+
+def kernels_label(backend: B.Backend, mode: str) -> str:
+    """A row's kernel path: ``"native (aten)"``, ``"reference"``."""
+    native = backend.native_kernels()
+    return f"native ({native.name})" if mode == "native" and native is not None else "reference"
+
+
+def xpnet_step(
+    backend: B.Backend, sizes: Any, batch: int, dtype: str = "float32", kernels: str | None = None
+) -> Callable[[], None]:
+    """A closure running one xpnet training step (synchronised on a GPU), on the kernel path ``kernels``
+    (``"native"``/``"reference"``; None: the mode in force when it runs)."""
     model = _model_on(backend, sizes, dtype)
     x, t = model.check_data(*_data(sizes, batch))
     opt = SGD(0.01)
 
-    def step() -> None:
+    def run() -> None:
         train_step(model, opt, x, t)
         backend.synchronize()
+
+    def step() -> None:
+        if kernels is None:
+            run()
+        else:
+            with K.using(kernels):
+                run()
 
     step.model = model  # type: ignore[attr-defined]  # for peak_memory: its layers' buffers
     return step
@@ -399,35 +422,42 @@ def bench_backend(
     backend: B.Backend, networks: list[str], rounds: int, min_time: float, dtype: str = "float32", memory: bool = True
 ) -> list[dict[str, Any]]:
     rows = []
+    paths = kernel_paths(backend)
     for net in networks:
         sizes, batch = NETWORKS[net]
-        cands = {"xpnet": xpnet_step(backend, sizes, batch, dtype), "gemm": gemm_step(backend, sizes, batch, dtype)}
+        cands = {f"xpnet:{m}": xpnet_step(backend, sizes, batch, dtype, kernels=m) for m in paths}
+        cands["gemm"] = gemm_step(backend, sizes, batch, dtype)
         device = torch_device(backend)
         if device is not None:
             cands["torch"] = torch_step(device, sizes, batch, dtype)
-        times = interleaved(cands, rounds=rounds, min_time=min_time)
-        row: dict[str, Any] = {
-            "backend": backend.name,
-            "device": str(backend.device),
-            "network": network_label(sizes),
-            "batch": batch,
-            "dtype": dtype,
-        }
-        for k, v in times.items():
-            row[f"{k}_ms"] = v["min"] * 1e3
-            row[f"{k}_ms_median"], row[f"{k}_ms_max"] = v["median"] * 1e3, v["max"] * 1e3
-            row[f"{k}_spread"] = _ratio(v["max"], v["min"])
-        row["xpnet/gemm"] = _ratio(times["xpnet"]["min"], times["gemm"]["min"])
-        if "torch" in times:
-            row["xpnet/torch"] = _ratio(times["xpnet"]["min"], times["torch"]["min"])
-        else:
-            row["peer_missing"] = peer_missing(backend)
-        row["busy"] = max(v["max"] / v["min"] for v in times.values()) > SPREAD_WARNING
-        if memory:
-            row["memory_xpnet"] = peak_memory(cands["xpnet"], backend)
-            if "torch" in cands:
-                row["memory_torch"] = peak_memory(cands["torch"], backend, traced=False)
-        rows.append(row)
+        all_times = interleaved(cands, rounds=rounds, min_time=min_time)  # every path and the peers, interleaved
+        memory_torch = peak_memory(cands["torch"], backend, traced=False) if memory and "torch" in cands else None
+        for m in paths:  # one row per kernel path, the peers' times repeated
+            times = {k: v for k, v in all_times.items() if not k.startswith("xpnet:")}
+            times["xpnet"] = all_times[f"xpnet:{m}"]
+            row: dict[str, Any] = {
+                "backend": backend.name,
+                "device": str(backend.device),
+                "kernels": kernels_label(backend, m),
+                "network": network_label(sizes),
+                "batch": batch,
+                "dtype": dtype,
+            }
+            for k, v in times.items():
+                row[f"{k}_ms"] = v["min"] * 1e3
+                row[f"{k}_ms_median"], row[f"{k}_ms_max"] = v["median"] * 1e3, v["max"] * 1e3
+                row[f"{k}_spread"] = _ratio(v["max"], v["min"])
+            row["xpnet/gemm"] = _ratio(times["xpnet"]["min"], times["gemm"]["min"])
+            if "torch" in times:
+                row["xpnet/torch"] = _ratio(times["xpnet"]["min"], times["torch"]["min"])
+            else:
+                row["peer_missing"] = peer_missing(backend)
+            row["busy"] = max(v["max"] / v["min"] for v in times.values()) > SPREAD_WARNING
+            if memory:
+                row["memory_xpnet"] = peak_memory(cands[f"xpnet:{m}"], backend)
+                if memory_torch is not None:
+                    row["memory_torch"] = memory_torch
+            rows.append(row)
         del cands
         free_memory(backend)
     return rows
@@ -438,8 +468,9 @@ def kernel_cases(
 ) -> dict[str, dict[str, Callable[[], Any]]]:
     """Per-layer kernels of the two CNNs, forward and backward, each with its PyTorch twin where available.
 
-    Returns ``{case: {"xpnet": f, "torch": g}}``; shapes are SimpleConvNet's (conv 1→30 5×5 on 28×28, ReLU and
-    pool on 30×24×24) and DeepConvNet's second convolution (16→16 3×3 pad 1 on 28×28, input gradient on).
+        Returns ``{case: {"xpnet:native": f, "xpnet:reference": f2, "torch": g}}`` (one xpnet entry per kernel path
+    of :func:`kernel_paths`, each run in its mode); shapes are SimpleConvNet's (conv 1→30 5×5 on 28×28, ReLU and
+        pool on 30×24×24) and DeepConvNet's second convolution (16→16 3×3 pad 1 on 28×28, input gradient on).
     """
     n = 8 if quick else 100
     specs = {"simple-conv": (1, 30, 5, 28, 0, False), "deep-conv2": (16, 16, 3, 28, 1, True)}
@@ -460,16 +491,30 @@ def kernel_cases(
         if device is not None and torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)
 
-    def add(name, xf, tf):
-        def xrun():
-            xf()
-            sync()
+    paths = kernel_paths(backend)
+
+    def add(name, xfs, tf):
+        def xrun(xf, mode):
+            def run():
+                with K.using(mode):
+                    xf()
+                    sync()
+
+            return run
 
         def trun():
             tf()
             tsync()
 
-        cases[name] = {"xpnet": xrun, **({"torch": trun} if tf is not None else {})}
+        xpnet_runs = {f"xpnet:{m}": xrun(xf, m) for m, xf in zip(paths, xfs)}
+        cases[name] = {**xpnet_runs, **({"torch": trun} if tf is not None else {})}
+
+    def per_path(make):  # one layer per kernel path, its training forward run in that mode
+        layers = []
+        for m in paths:
+            with K.using(m):
+                layers.append(make())
+        return layers
 
     previous = B.get_default_dtype()
     B.set_default_dtype(dtype)
@@ -481,6 +526,14 @@ def kernel_cases(
                 x_np = rng.random((n, c, hw, hw), dtype=np.float32)
                 x = backend.from_host(x_np.astype(dtype))
                 dout = layer.forward(x)
+
+                def conv_forward(layer=layer, x=x):
+                    twin = L.Convolution(**layer.config())
+                    twin.W, twin.input_grad = layer.W, layer.input_grad
+                    twin.forward(x)
+                    return twin
+
+                convs = per_path(conv_forward)
                 tx = tw = tout = tdy = None
                 if torch is not None:
                     tx = torch.from_numpy(x_np).to(device).requires_grad_(grad)
@@ -491,7 +544,7 @@ def kernel_cases(
                     inputs = (tx, tw, tb) if grad else (tw, tb)
                 add(
                     f"{name} forward",
-                    lambda layer=layer, x=x: layer.forward(x),
+                    [lambda layer=layer, x=x: layer.forward(x) for layer in convs],
                     (
                         lambda tx=tx, tw=tw, tb=tb, pad=pad: torch.nn.functional.conv2d(
                             tx.detach(), tw.detach(), tb.detach(), padding=pad
@@ -502,7 +555,7 @@ def kernel_cases(
                 )
                 add(
                     f"{name} backward",
-                    lambda layer=layer, dout=dout: layer.backward(dout),
+                    [lambda layer=layer, dout=dout: layer.backward(dout) for layer in convs],
                     (
                         lambda tout=tout, tdy=tdy, inputs=inputs: torch.autograd.grad(
                             tout, inputs, tdy, retain_graph=True
@@ -519,6 +572,13 @@ def kernel_cases(
             )
             for name, kernel, twin in elementwise:
                 out = kernel.forward(a)
+
+                def fresh(kernel=kernel):
+                    other = type(kernel)(**kernel.config())
+                    other.forward(a)
+                    return other
+
+                instances = per_path(fresh)
                 ta = tout = None
                 if torch is not None:
                     ta = torch.from_numpy(a_np).to(device).requires_grad_(True)
@@ -526,12 +586,12 @@ def kernel_cases(
                     tout = fn(ta)
                 add(
                     f"{name} forward",
-                    lambda kernel=kernel: kernel.forward(a),
+                    [lambda kernel=kernel: kernel.forward(a) for kernel in instances],
                     (lambda fn=fn, ta=ta: fn(ta.detach())) if torch is not None else None,
                 )
                 add(
                     f"{name} backward",
-                    lambda kernel=kernel, out=out: kernel.backward(out),
+                    [lambda kernel=kernel, out=out: kernel.backward(out) for kernel in instances],
                     (lambda tout=tout, ta=ta: torch.autograd.grad(tout, ta, tout.detach(), retain_graph=True))
                     if torch is not None
                     else None,
@@ -546,20 +606,23 @@ def bench_kernels(
 ) -> list[dict[str, Any]]:
     rows = []
     for case, cands in kernel_cases(backend, dtype, quick).items():
-        times = interleaved(cands, rounds=rounds, min_time=min_time, pause=0.05)
-        row: dict[str, Any] = {"backend": backend.name, "kernel": case}
-        for k, v in times.items():
-            row[f"{k}_ms"], row[f"{k}_ms_median"], row[f"{k}_ms_max"] = (
-                v["min"] * 1e3,
-                v["median"] * 1e3,
-                v["max"] * 1e3,
-            )
-        if "torch" in times:
-            row["xpnet/torch"] = _ratio(times["xpnet"]["min"], times["torch"]["min"])
-        else:
-            row["peer_missing"] = peer_missing(backend)
-        row["busy"] = max(v["max"] / v["min"] for v in times.values()) > SPREAD_WARNING
-        rows.append(row)
+        all_times = interleaved(cands, rounds=rounds, min_time=min_time, pause=0.05)
+        for m in kernel_paths(backend):  # one row per kernel path, PyTorch's times repeated
+            times = {k: v for k, v in all_times.items() if not k.startswith("xpnet:")}
+            times["xpnet"] = all_times[f"xpnet:{m}"]
+            row: dict[str, Any] = {"backend": backend.name, "kernels": kernels_label(backend, m), "kernel": case}
+            for k, v in times.items():
+                row[f"{k}_ms"], row[f"{k}_ms_median"], row[f"{k}_ms_max"] = (
+                    v["min"] * 1e3,
+                    v["median"] * 1e3,
+                    v["max"] * 1e3,
+                )
+            if "torch" in times:
+                row["xpnet/torch"] = _ratio(times["xpnet"]["min"], times["torch"]["min"])
+            else:
+                row["peer_missing"] = peer_missing(backend)
+            row["busy"] = max(v["max"] / v["min"] for v in times.values()) > SPREAD_WARNING
+            rows.append(row)
     return rows
 
 
@@ -613,6 +676,11 @@ def _ms(r: dict[str, Any], k: str) -> str:
     return "/".join(_num(r[f"{k}_ms{part}"]) for part in ("", "_median", "_max"))
 
 
+def _backend_cell(r: dict[str, Any]) -> str:
+    """The backend and, where the row names one, its kernel path: ``torch [native (aten)]``."""
+    return f"{r['backend']} [{r['kernels']}]" if r.get("kernels") else r["backend"]
+
+
 def _mib(v: float | None) -> str:
     """Peak MiB; "–" where nothing was measured: no measurement (None) or an RSS high-water mark that
     did not grow (0: the step ran in memory already resident)."""
@@ -624,12 +692,12 @@ def _mib(v: float | None) -> str:
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """The step table: times as min/median/max ms, ratios of the minima (the backend column only when the
     rows hold several; peak memory: :func:`format_memory`). Fits :data:`WIDTH` columns."""
-    several = len({r["backend"] for r in rows}) > 1
+    several = len({_backend_cell(r) for r in rows}) > 1
     head = [*(["backend"] if several else []), "network", "batch", "xpnet ms", "torch ms", "gemm ms"]
     head += ["xpnet/torch", "xpnet/gemm"]
     body = [
         [
-            *([r["backend"]] if several else []),
+            *([_backend_cell(r)] if several else []),
             r["network"],
             str(r["batch"]),
             _ms(r, "xpnet"),
@@ -656,11 +724,11 @@ def format_memory(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
     rows = [r for r in rows if "memory_xpnet" in r]
     if not rows:
         return "", []
-    several = len({r["backend"] for r in rows}) > 1
+    several = len({_backend_cell(r) for r in rows}) > 1
     head = [*(["backend"] if several else []), "network", "batch", *MEMORY_COLUMNS]
     body = [
         [
-            *([r["backend"]] if several else []),
+            *([_backend_cell(r)] if several else []),
             r["network"],
             str(r["batch"]),
             *(_mib(r.get(group, {}).get(key)) for group, key in MEMORY_COLUMNS.values()),
@@ -690,7 +758,7 @@ def format_kernels(rows: list[dict[str, Any]]) -> str:
     head = ["backend", "kernel", "xpnet ms", "torch ms", "xpnet/torch"]
     body = [
         [
-            r["backend"],
+            _backend_cell(r),
             r["kernel"],
             _ms(r, "xpnet"),
             _ms(r, "torch"),

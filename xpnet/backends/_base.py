@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from . import _state
+
+if TYPE_CHECKING:
+    from ._kernels import NativeKernels
 
 
 class BackendUnavailableError(ImportError):
@@ -241,6 +244,11 @@ class Backend:
     def device_memory_free(self) -> int | None:
         """Bytes arrays may still take on a device outside host memory (the driver's free memory plus what
         the library's cache holds unused); ``None`` for host memory (see :mod:`xpnet.memory`) or unknown."""
+        return None
+
+    def native_kernels(self) -> NativeKernels | None:
+        """The library's own convolution and max-pooling kernels (:mod:`xpnet.kernels` decides whether the
+        layers use them), or None: the layers run the array-API reference (im2col, window-position pooling)."""
         return None
 
     def peer_torch_device(self) -> str | None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from ._base import Backend, BackendUnavailableError
+
+CUPY_KERNELS_ENV = "XPNET_CUPY_KERNELS"
+_KERNELS: list[Any] = []  # one instance, compiled on first use
 
 
 class CupyBackend(Backend):
@@ -123,6 +127,17 @@ class CupyBackend(Backend):
         with self.device:
             free, _total = self._lib.cuda.runtime.memGetInfo()
         return int(free + self._lib.get_default_memory_pool().free_bytes())
+
+    def native_kernels(self) -> Any:
+        """CuPy's native kernels (:mod:`xpnet.backends._cupy_kernels`) — UNVERIFIED, so off unless the
+        environment variable ``XPNET_CUPY_KERNELS=1``: None (the array-API reference) by default."""
+        if os.environ.get(CUPY_KERNELS_ENV, "0") != "1":
+            return None
+        if not _KERNELS:
+            from ._cupy_kernels import CupyKernels
+
+            _KERNELS.append(CupyKernels(self._lib))
+        return _KERNELS[0]
 
     def peer_torch_device(self) -> str | None:
         try:

@@ -14,7 +14,10 @@ from typing import Any
 import numpy as np
 
 from . import _state
+from ._aten import AtenKernels
 from ._base import Backend, BackendUnavailableError
+
+_ATEN: list[AtenKernels] = []  # one stateless instance, made on first use
 
 _FORM = re.compile(r"cpu|meta|cuda(:\d+)?")
 
@@ -136,6 +139,12 @@ class TorchBackend(Backend):
         cuda = self._lib.cuda
         free, _total = cuda.mem_get_info(self.device)
         return int(free + cuda.memory_reserved(self.device) - cuda.memory_allocated(self.device))
+
+    def native_kernels(self) -> AtenKernels:
+        """ATen's convolution and max-pooling (:mod:`xpnet.backends._aten`), on every device."""
+        if not _ATEN:
+            _ATEN.append(AtenKernels(self._lib))
+        return _ATEN[0]
 
     def peer_torch_device(self) -> str | None:
         return None if self.device.type == "meta" else str(self.device)

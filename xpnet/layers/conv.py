@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .. import kernels
 from ..ops import Ones, column_sums
 from .base import Layer, init_weight, zeros
 from .im2col import accumulate, im2col, out_size, output_hw, pad_nchw
@@ -27,7 +28,11 @@ class Convolution(Layer):
     position k is slice-added at k's windows (on NumPy the faster where the correlation's columns would
     be the larger).
     The columns (and the input gradient's, where it has them) live in workspaces reused from step to step
-    (:meth:`clear` releases them); an evaluation forward (``train=False``) keeps nothing. Kernels may be
+    (:meth:`clear` releases them); an evaluation forward (``train=False``) keeps nothing.
+
+    That is the array-API reference. Where the backend has native kernels (:mod:`xpnet.kernels`: ATen on
+    torch, for example) and they support the case, forward and backward call them instead, the same
+    convolution without columns; a training forward then keeps only ``x`` for backward. Kernels may be
     non-square (``kernel_size=(3, 5)``); ``init`` as :class:`Affine` with fan-in ``C·KH·KW``.
     """
 
@@ -59,6 +64,8 @@ class Convolution(Layer):
         self.ones = Ones()  # for Σ_n
         self.workspace: Any = None
         self.grad_workspace: Any = None
+        self.native: Any = None  # the native kernels the last training forward used (None: the reference)
+        self.x: Any = None  # its input, kept for the native backward
         self.clear()
 
     def config(self) -> dict[str, Any]:
@@ -96,6 +103,13 @@ class Convolution(Layer):
             raise self._mismatch(f"(N, {self.in_channels}, H, W)", tuple(x.shape))
         (kh, kw), s, p = self.kernel_size, self.stride, self.pad
         oh, ow = output_hw(x.shape[2], x.shape[3], kh, kw, s, p)
+        self.x_shape: tuple[int, ...] = tuple(x.shape) if train else ()
+        native = kernels.for_backend(self.backend)
+        if native is not None and native.supports_conv2d(x, self.W, s, p):
+            self.clear()  # the reference's workspaces and columns are not needed
+            self.x, self.native = (x, native) if train else (None, None)
+            return native.conv2d(x, self.W, self.b, s, p)
+        self.x = self.native = None
         ckk = self.in_channels * kh * kw
         previous = self.workspace
         ws = self._buffer("workspace", (x.shape[0], ckk + 1, oh, ow), x)
@@ -106,10 +120,15 @@ class Convolution(Layer):
         w_b = xp.concat([w_col, xp.reshape(self.b, (-1, 1))], axis=1)
         out = w_b @ col  # (N, FN, OH·OW): NCHW, bias included, no transpose
         self.col: Any = col if train else None
-        self.x_shape: tuple[int, ...] = tuple(x.shape) if train else ()
         return xp.reshape(out, (x.shape[0], self.out_channels, oh, ow))
 
     def backward(self, dout: Any) -> Any:
+        if self.native is not None:
+            self.dW = self.db = None  # free last step's gradients first
+            dx, self.dW, self.db = self.native.conv2d_backward(
+                dout, self.x, self.W, self.stride, self.pad, self.input_grad
+            )
+            return dx if self.input_grad else None
         xp, col = self.xp, self.col
         if col is None:
             raise RuntimeError(f"layer {self.name}: backward() needs a forward pass with train=True first")
@@ -166,7 +185,7 @@ class Convolution(Layer):
         return xp.reshape(w_flip @ col, (n, c, h, w))
 
     def clear(self) -> None:
-        self.col = self.workspace = self.grad_workspace = None
+        self.col = self.workspace = self.grad_workspace = self.x = self.native = None
 
 
 class Flatten(Layer):

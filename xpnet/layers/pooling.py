@@ -4,13 +4,15 @@ For each of the PH·PW positions in a window, one strided slice of the (padded) 
 position in every window at once; the output is their elementwise max (or mean). Loops run over
 the window only, never over the batch or the output pixels, and there is no reduction over a
 short axis (slow on NumPy) and no scatter: the backward pass adds each slice's share into the
-input gradient with slice assignment.
+input gradient with slice assignment. That is the array-API reference; max pooling calls the backend's
+native kernels instead where it has them and they support the case (:mod:`xpnet.kernels`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .. import kernels
 from .base import Layer
 from .conv import pair
 from .im2col import out_size, window
@@ -62,6 +64,10 @@ class _Pool(Layer):
         n, c, h, w = x.shape
         if self._out(h, w)[0] < 1 or self._out(h, w)[1] < 1:
             raise self._mismatch(f"(N, C, H >= {self.size[0]}, W >= {self.size[1]})", tuple(x.shape))
+        self.x_shape = (n, c, h, w)
+        y = self.native_forward(x, train)
+        if y is not None:
+            return y
         if p:
             padded = xp.zeros((n, c, h + 2 * p, w + 2 * p), dtype=x.dtype, device=x.device)
             padded[:, :, p : p + h, p : p + w] = x
@@ -72,6 +78,9 @@ class _Pool(Layer):
         return self.combine([xp.asarray(x[r], copy=True) for r in self._regions(h, w)], train)
 
     def backward(self, dout: Any) -> Any:
+        dx = self.native_backward(dout)
+        if dx is not None:
+            return dx
         xp, p = self.xp, self.pad
         _, _, h, w = self.x_shape
         overlapping = self.stride < max(self.size)
@@ -82,6 +91,14 @@ class _Pool(Layer):
             # windows that do not overlap own each input element once: assign instead of accumulate
             dx[region] = dx[region] + share if overlapping else share
         return dx[:, :, p : p + h, p : p + w] if p else dx
+
+    def native_forward(self, x: Any, train: bool) -> Any:
+        """The output by the backend's native kernels, or None: the reference computes it."""
+        return None
+
+    def native_backward(self, dout: Any) -> Any:
+        """The input gradient by the native kernels the forward used, or None: the reference's routing."""
+        return None
 
     def combine(self, pieces: list[Any], train: bool) -> Any:
         """The output from the input's value at each window position."""
@@ -100,7 +117,25 @@ class Pooling(_Pool):
     position). The winner is the last k that took the lead, so backward peels the gradient off from
     the last position down: ``share_k = rest·took_k``, ``rest -= share_k``, and position 0 gets the rest.
     Forward costs two passes per position, and only 1-byte masks are kept.
+
+    Where the backend has native kernels supporting the case (ATen: ``pad=0``), they compute the same
+    (ties to the first maximum too) and keep their own state (ATen: the input and the argmax indices).
     """
+
+    def native_forward(self, x, train):
+        native = kernels.for_backend(self.backend)
+        if native is None or not native.supports_max_pool(x, self.size, self.stride, self.pad):
+            self.native = self.state = None
+            return None
+        self.took = None
+        y, state = native.max_pool(x, self.size, self.stride, self.pad)
+        self.native, self.state = (native, state) if train else (None, None)
+        return y
+
+    def native_backward(self, dout):
+        if self.native is None:
+            return None
+        return self.native.max_pool_backward(dout, self.state, self.x_shape, self.size, self.stride, self.pad)
 
     def combine(self, pieces, train):
         xp = self.xp
@@ -124,7 +159,7 @@ class Pooling(_Pool):
         return shares[::-1]
 
     def clear(self):
-        self.took = None
+        self.took = self.native = self.state = None
 
 
 class AvgPooling(_Pool):
