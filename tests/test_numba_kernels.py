@@ -17,6 +17,11 @@ import xpnet
 from xpnet import layers as L
 from xpnet.backends import _numpy
 
+try:
+    from xpnet.backends import _numba
+except ImportError:  # no numba: the tests that need it skip
+    _numba = None  # type: ignore[assignment]
+
 requires_numba = pytest.mark.skipif(
     importlib.util.find_spec("numba") is None,
     reason="numba is not installed: the NumPy compiled kernels (pip install numba, or xpnet[fast]) are off",
@@ -26,8 +31,6 @@ TOL = {"float64": 1e-12, "float32": 2e-5}
 
 @pytest.fixture(scope="module")
 def kernels():
-    from xpnet.backends import _numba
-
     k = _numpy.numba_kernels()
     assert isinstance(k, _numba.NumbaKernels)
     return k
@@ -65,7 +68,7 @@ def test_convolution_equals_the_reference_layer(kernels, rng, case):
     y_ref = conv.forward(x)
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
     dx_ref = conv.backward(dy)
-    assert kernels.supports_conv2d(x, conv.W, s, p)
+    assert kernels.supports_conv2d(x, conv.W, s, p) == (c * k[0] * k[1] >= _numba.MIN_COLUMN_ROWS)
     _close(kernels.conv2d(x, conv.W, conv.b, s, p), y_ref, dtype)
     dx, dw, db = kernels.conv2d_backward(dy, x, conv.W, s, p, need_dx=True)
     _close(dx, dx_ref, dtype)
@@ -82,6 +85,13 @@ def test_convolution_takes_non_contiguous_input(kernels, rng):
     _close(kernels.conv2d(x, conv.W, conv.b, 1, 1), conv.forward(np.ascontiguousarray(x)), "float64")
 
 
+def _with_infinities(rng, shape):
+    x = rng.standard_normal(shape)
+    x[rng.random(shape) < 0.1] = np.inf
+    x[rng.random(shape) < 0.1] = -np.inf
+    return x
+
+
 # (size, stride, pad): non-overlapping, overlapping, padded (zeros take part, as in the reference), non-square
 POOL_CASES = [((2, 2), 2, 0), ((3, 3), 2, 1), ((2, 3), 1, 0), ((3, 2), 1, 2), ((2, 2), 3, 0)]
 
@@ -89,7 +99,7 @@ POOL_CASES = [((2, 2), 2, 0), ((3, 3), 2, 1), ((2, 3), 1, 0), ((3, 2), 1, 2), ((
 @requires_numba
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("size, stride, pad", POOL_CASES)
-@pytest.mark.parametrize("data", ["normal", "ties", "negative", "nan"])
+@pytest.mark.parametrize("data", ["normal", "ties", "negative", "nan", "inf"])
 def test_max_pooling_equals_the_reference_layer(kernels, rng, dtype, size, stride, pad, data):
     shape = (1, 3, 7, 8) if data == "normal" else (2, 2, 6, 7)
     x = {
@@ -97,6 +107,7 @@ def test_max_pooling_equals_the_reference_layer(kernels, rng, dtype, size, strid
         "ties": lambda: rng.integers(0, 2, shape).astype(float),  # many equal maxima: the first one wins
         "negative": lambda: -rng.random(shape) - 0.5,  # the padding's zeros win the border windows
         "nan": lambda: np.where(rng.random(shape) < 0.1, np.nan, rng.standard_normal(shape)),
+        "inf": lambda: _with_infinities(rng, shape),
     }[data]().astype(dtype)
     xpnet.set_default_dtype(dtype)
     pool = L.Pooling(size, stride, pad)
@@ -118,6 +129,8 @@ def test_unsupported_cases_are_declined(kernels):
     assert not kernels.supports_conv2d(x16, w16, 1, 0)
     assert not kernels.supports_conv2d(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3), np.float32), 1, 0)
     assert not kernels.supports_conv2d(np.zeros((1, 1, 9, 9)), np.zeros((1, 1, 8, 8)), 1, 0)  # 64 taps
+    assert not kernels.supports_conv2d(np.zeros((1, 3, 9, 9)), np.zeros((8, 3, 3, 3)), 1, 0)  # 27 im2col rows
+    assert kernels.supports_conv2d(np.zeros((1, 4, 9, 9)), np.zeros((8, 4, 3, 3)), 1, 0)
     assert not kernels.supports_max_pool(x16, (2, 2), 2, 0)
     assert kernels.supports_max_pool(np.zeros((1, 1, 4, 4)), (2, 2), 2, 0)
 
@@ -142,8 +155,6 @@ def test_one_kernel_set_per_process():
 def test_kernels_are_written_in_memory_where_no_cache_directory_can_be_made(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    from xpnet.backends import _numba
-
     monkeypatch.setattr(_numba, "_kernel_dir", lambda: blocker / "kernels")  # mkdir under a file fails
     module = _numba._load_conv(1, 2)
     assert hasattr(module.forward, "signatures") and hasattr(module.wgrad, "signatures")
@@ -151,8 +162,6 @@ def test_kernels_are_written_in_memory_where_no_cache_directory_can_be_made(tmp_
 
 @requires_numba
 def test_jit_without_a_cache_location_compiles_per_process():
-    from xpnet.backends import _numba
-
     namespace: dict = {}
     exec("def f(a):\n    return a + 1\n", namespace)  # no source file: numba has nowhere to cache it
     assert _numba.jit(namespace["f"], parallel=False)(1) == 2

@@ -47,10 +47,16 @@ log = logging.getLogger(__name__)
 
 #: Filters per pass of the forward kernel: one load of the input feeds this many output rows.
 FORWARD_FILTERS = 4
+#: Output positions per forward task and per weight-gradient partial sum (planes flattened over the batch).
+FORWARD_CHUNK = 1024
+WGRAD_CHUNK = 1024
 #: Accumulators (filters × taps) the weight gradient keeps in registers per pass, at most.
 WGRAD_ACCUMULATORS = 24
 #: Kernel sizes (after stride phases) up to this many taps get a generated kernel; larger ones use the reference.
 MAX_TAPS = 49
+#: Convolutions with fewer im2col rows (C·KH·KW: a first layer on one or three channels) stay on im2col + BLAS,
+#: which is faster there (a short product; the direct kernels' unaligned tap loads and layout copies dominate).
+MIN_COLUMN_ROWS = 32
 _OPTIONS: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
 _FASTMATH = {"reassoc", "contract", "nsz"}  # vectorised reductions and FMAs; NaN/Inf semantics kept
 
@@ -77,39 +83,38 @@ def _taps(kh: int, kw: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(kh) for j in range(kw)]
 
 
-def _forward_pass(kh: int, kw: int, filters: int, f: str) -> list[str]:
-    """Body lines: add channel ``c``'s contribution to ``filters`` output rows starting at filter ``f``."""
+def _forward_pass(kh: int, kw: int, filters: int) -> list[str]:
+    """Body lines: add channel ``c``'s contribution to ``filters`` output rows from filter ``f0``, ``nq`` positions."""
     taps = _taps(kh, kw)
-    lines = [f"x{k} = xr[{i} * Wp + {j}:{i} * Wp + {j} + Q]" for k, (i, j) in enumerate(taps)]
+    lines = [f"x{k} = xr[{i} * Wp + {j}:{i} * Wp + {j} + nq]" for k, (i, j) in enumerate(taps)]
     for g in range(filters):
-        lines.append(f"y{g} = yn[{f} + {g}, :Q]")
-        lines += [f"w{g}_{k} = w[{f} + {g}, c, {i}, {j}]" for k, (i, j) in enumerate(taps)]
-    lines.append("for q in range(Q):")
+        lines.append(f"y{g} = y[f0 + {g}, q0:q0 + nq]")
+        lines += [f"w{g}_{k} = w[f0 + {g}, c, {i}, {j}]" for k, (i, j) in enumerate(taps)]
+    lines.append("for q in range(nq):")
     lines += [f"    v{k} = x{k}[q]" for k in range(len(taps))]
     for g in range(filters):
         lines.append(f"    y{g}[q] += " + " + ".join(f"w{g}_{k} * v{k}" for k in range(len(taps))))
     return lines
 
 
-def _wgrad_pass(kh: int, kw: int, filters: int, f: str) -> list[str]:
-    """Body lines: ``dw[f + g, c, i, j] += Σ_n Σ_q dy[n, f + g, q] · x[n, c, q + i·Wp + j]``."""
-    taps = _taps(kh, kw)
-    lines = [f"a{g}_{k} = dw[{f} + {g}, c, {i}, {j}]" for g in range(filters) for k, (i, j) in enumerate(taps)]
-    lines.append("for n in range(N):")
-    lines.append("    xr = xf[n, c]")
-    lines += [f"    x{k} = xr[{i} * Wp + {j}:{i} * Wp + {j} + Q]" for k, (i, j) in enumerate(taps)]
-    lines += [f"    d{g} = df[n, {f} + {g}, :Q]" for g in range(filters)]
-    lines.append("    for q in range(Q):")
-    lines += [f"        v{k} = x{k}[q]" for k in range(len(taps))]
-    lines += [f"        e{g} = d{g}[q]" for g in range(filters)]
-    lines += [f"        a{g}_{k} += e{g} * v{k}" for g in range(filters) for k in range(len(taps))]
-    lines += [f"dw[{f} + {g}, c, {i}, {j}] = a{g}_{k}" for g in range(filters) for k, (i, j) in enumerate(taps)]
+def _wgrad_pass(kh: int, kw: int, filters: int) -> list[str]:
+    """Body lines: ``pk[f0 + g, c, i, j] = Σ_q dy[f0 + g, q0 + q] · x[c, q0 + q + i·Wp + j]`` over ``nq``
+    positions, one pass per kernel row (``filters × kw`` accumulators in registers)."""
+    lines = [f"d{g} = dy[f0 + {g}, q0:q0 + nq]" for g in range(filters)]
+    for i in range(kh):
+        lines += [f"a{g}_{j} = pk[f0 + {g}, c, {i}, {j}]" for g in range(filters) for j in range(kw)]
+        lines += [f"x{j} = xr[{i} * Wp + {j}:{i} * Wp + {j} + nq]" for j in range(kw)]
+        lines.append("for q in range(nq):")
+        lines += [f"    v{j} = x{j}[q]" for j in range(kw)]
+        lines += [f"    e{g} = d{g}[q]" for g in range(filters)]
+        lines += [f"    a{g}_{j} += e{g} * v{j}" for g in range(filters) for j in range(kw)]
+        lines += [f"pk[f0 + {g}, c, {i}, {j}] = a{g}_{j}" for g in range(filters) for j in range(kw)]
     return lines
 
 
 def wgrad_filters(kh: int, kw: int) -> int:
-    """Filters per pass of the weight gradient: 2 for up to 12 taps, else 1 (the accumulators stay in registers)."""
-    return max(1, min(2, WGRAD_ACCUMULATORS // (kh * kw)))
+    """Filters per pass of the weight gradient: at most 8, ``filters × KW`` accumulators at most 24."""
+    return max(1, min(8, WGRAD_ACCUMULATORS // kw))
 
 
 def _indent(lines: list[str], n: int) -> str:
@@ -117,7 +122,10 @@ def _indent(lines: list[str], n: int) -> str:
 
 
 def conv_source(kh: int, kw: int) -> str:
-    """The Python source of the two stride-1 kernels for a ``kh × kw`` kernel (see the module docstring)."""
+    """The Python source of the two stride-1 kernels for a ``kh × kw`` kernel (see the module docstring).
+
+    Both take planes flattened over the batch, ``(channels, N·Hp·Wp)``: position ``q`` of output plane ``f``
+    reads ``q + i·Wp + j`` of every input plane, so each tap is one contiguous slice across all images."""
     fb, wb = FORWARD_FILTERS, wgrad_filters(kh, kw)
     return f'''"""Generated by xpnet.backends._numba for {kh}x{kw} kernels (numba {numba.__version__}); do not edit."""
 from numba import prange
@@ -126,38 +134,37 @@ from xpnet.backends._numba import jit
 
 
 @jit
-def forward(xp, w, b, y):
-    """y[n, f] (OH rows of Wp) = b[f] + sum over c, i, j of w[f, c, i, j] * xp[n, c, i:, j:]; F a multiple of {fb}."""
-    N, C, Hp, Wp = xp.shape
+def forward(xc, w, b, y, Wp):
+    """y[f, q] = b[f] + sum over c, i, j of w[f, c, i, j] * xc[c, q + i*Wp + j]; F a multiple of {fb}."""
+    C, L = xc.shape
     F = w.shape[0]
-    OH = y.shape[2]
-    Q = (OH - 1) * Wp + Wp - {kw} + 1
-    xf = xp.reshape(N, C, Hp * Wp)
-    yf = y.reshape(N, F, OH * Wp)
-    for t in prange(N * (F // {fb})):
-        n = t // (F // {fb})
-        f0 = (t % (F // {fb})) * {fb}
-        yn = yf[n]
+    Q = L - {kh - 1} * Wp - {kw - 1}
+    chunks = (Q + {FORWARD_CHUNK} - 1) // {FORWARD_CHUNK}
+    for t in prange((F // {fb}) * chunks):
+        f0 = (t // chunks) * {fb}
+        q0 = (t % chunks) * {FORWARD_CHUNK}
+        nq = min({FORWARD_CHUNK}, Q - q0)
         for f in range(f0, f0 + {fb}):
-            yn[f, :Q] = b[f]
+            y[f, q0:q0 + nq] = b[f]
         for c in range(C):
-            xr = xf[n, c]
-{_indent(_forward_pass(kh, kw, fb, "f0"), 12)}
+            xr = xc[c, q0:]
+{_indent(_forward_pass(kh, kw, fb), 12)}
 
 
 @jit
-def wgrad(xp, dyw, dw):
-    """dw[f, c, i, j] += sum over n, q of dyw[n, f, q] * xp[n, c, q + i*Wp + j]; dyw 0 past OW; F % {wb} == 0."""
-    N, C, Hp, Wp = xp.shape
-    F = dyw.shape[1]
-    OH = dyw.shape[2]
-    Q = (OH - 1) * Wp + Wp - {kw} + 1
-    xf = xp.reshape(N, C, Hp * Wp)
-    df = dyw.reshape(N, F, OH * Wp)
-    for t in prange((F // {wb}) * C):
-        f0 = (t // C) * {wb}
-        c = t % C
-{_indent(_wgrad_pass(kh, kw, wb, "f0"), 8)}
+def wgrad(xc, dy, part, Wp):
+    """part[k, f, c, i, j] = sum over q in chunk k of dy[f, q] * xc[c, q + i*Wp + j]; F a multiple of {wb}."""
+    C, L = xc.shape
+    F = dy.shape[0]
+    Q = L - {kh - 1} * Wp - {kw - 1}
+    for k in prange(part.shape[0]):
+        q0 = k * {WGRAD_CHUNK}
+        nq = min({WGRAD_CHUNK}, Q - q0)
+        pk = part[k]
+        for f0 in range(0, F, {wb}):
+            for c in range(C):
+                xr = xc[c, q0:]
+{_indent(_wgrad_pass(kh, kw, wb), 16)}
 '''
 
 
@@ -211,11 +218,28 @@ def _load_conv(kh: int, kw: int) -> Any:
 # -- max pooling (generic, no generated code) --------------------------------------------------
 
 
+@jit(parallel=False, fastmath=False)
+def _window_with_nan(xp, n, c, h0, w0, ph, pw):  # pragma: no cover - compiled
+    """``(max, index)`` of one window holding a NaN or an infinity, as the reference's running maximum:
+    ``took = v > out`` then ``out = max(out, v)`` — a NaN makes the output NaN and keeps the index it had."""
+    m = xp[n, c, h0, w0]
+    best = 0
+    for i in range(ph):
+        for j in range(pw):
+            v = xp[n, c, h0 + i, w0 + j]
+            if v > m:
+                m = v
+                best = i * pw + j
+            elif v != v:
+                m = v
+    return m, best
+
+
 @jit(fastmath=False)
 def _pool_forward(xp, ph, pw, s, y, arg):  # pragma: no cover - compiled
     """Window maxima of the (zero-)padded input ``xp``; ``arg``: the winner's window index ``i·pw + j``, the
-    first maximum in row-major order (a later tie does not take the lead). A NaN makes the output NaN and
-    keeps the index it had, as the reference's running maximum (``took = v > out``, ``out = max(out, v)``)."""
+    first maximum in row-major order (a later tie does not take the lead). A window with a NaN (or an
+    infinity: ``v·0`` is NaN for both) is redone by :func:`_window_with_nan`."""
     N, C = xp.shape[0], xp.shape[1]
     OH, OW = y.shape[2], y.shape[3]
     for t in numba.prange(N * C):
@@ -227,17 +251,16 @@ def _pool_forward(xp, ph, pw, s, y, arg):  # pragma: no cover - compiled
                 w0 = ow * s
                 m = xp[n, c, h0, w0]
                 best = 0
+                finite = m * 0
                 for i in range(ph):
                     for j in range(pw):
                         v = xp[n, c, h0 + i, w0 + j]
+                        finite += v * 0
                         if v > m:
                             m = v
                             best = i * pw + j
-                        elif v != v:
-                            m = v
-                            break
-                    if m != m:
-                        break
+                if finite != finite:
+                    m, best = _window_with_nan(xp, n, c, h0, w0, ph, pw)
                 y[n, c, oh, ow] = m
                 arg[n, c, oh, ow] = best
 
@@ -280,6 +303,19 @@ def _pad(x: np.ndarray, ph: int, pw: int, h_to: int | None = None, w_to: int | N
         return np.ascontiguousarray(x)
     out = np.zeros((n, c, h_to, w_to), dtype=x.dtype)
     out[:, :, ph : ph + h, pw : pw + w] = x
+    return out
+
+
+def _channel_major(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """``(N, C, H, W)`` → zero-padded planes ``(C, N, H + 2·ph, W + 2·pw)`` (negative: cropped), C-contiguous:
+    each channel's planes of all images one after another, as the kernels read them."""
+    if ph < 0 or pw < 0:
+        _, _, h, w = x.shape
+        x = x[:, :, max(-ph, 0) : h - max(-ph, 0), max(-pw, 0) : w - max(-pw, 0)]
+        ph, pw = max(ph, 0), max(pw, 0)
+    n, c, h, w = x.shape
+    out = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    out[:, :, ph : ph + h, pw : pw + w] = x.transpose(1, 0, 2, 3)
     return out
 
 
@@ -358,8 +394,8 @@ class NumbaKernels(NativeKernels):
     def supports_conv2d(self, x: Any, w: Any, stride: int, pad: int) -> bool:
         if not (self._dtype_ok(x, w) and x.ndim == 4 and w.ndim == 4 and stride >= 1 and pad >= 0):
             return False
-        kh, kw = w.shape[2], w.shape[3]
-        return -(-kh // stride) * -(-kw // stride) <= MAX_TAPS
+        c, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+        return c * kh * kw >= MIN_COLUMN_ROWS and -(-kh // stride) * -(-kw // stride) <= MAX_TAPS
 
     def supports_max_pool(self, x: Any, size: tuple[int, int], stride: int, pad: int) -> bool:
         return self._dtype_ok(x) and x.ndim == 4 and stride >= 1 and pad >= 0
@@ -376,28 +412,33 @@ class NumbaKernels(NativeKernels):
         return oh, ow, hs, ws
 
     def _planes(self, x: np.ndarray, w: np.ndarray, s: int, p: int) -> tuple[np.ndarray, np.ndarray]:
-        """The stride-1 problem: padded input (phase planes for ``s > 1``) and its weights."""
+        """The stride-1 problem: the padded input as channel-major planes ``(C', N, Hp, Wp)`` (for ``s > 1``
+        its phase planes, ``C' = C·s²``) and its weights ``(F, C', KH', KW')``."""
         if s == 1:
-            return _pad(x, p, p), np.ascontiguousarray(w)
+            return _channel_major(x, p, p), np.ascontiguousarray(w)
         _, _, hs, ws = self._geometry(x, w, s, p)
-        return _phases(_pad(x, p, p, hs * s, ws * s), s), _phase_weights(w, s)
+        planes = _phases(_pad(x, p, p, hs * s, ws * s), s)
+        return np.ascontiguousarray(planes.transpose(1, 0, 2, 3)), _phase_weights(w, s)
 
-    def _forward(self, xp: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Stride-1 convolution of a padded input: the wide output ``(N, F, OH, Wp)`` (a view)."""
+    def _forward(self, xc: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Stride-1 convolution of channel-major padded planes ``(C, N, Hp, Wp)``: the wide output
+        ``(F, N, Hp, Wp)`` (a view), valid in ``[:, :, :Hp-KH+1, :Wp-KW+1]``."""
         f, c, kh, kw = w.shape
         blocks = _round_up(f, FORWARD_FILTERS)
         if blocks != f:  # whole filter blocks: zero filters, dropped from the output
             w = np.concatenate([w, np.zeros((blocks - f, c, kh, kw), dtype=w.dtype)])
             b = np.concatenate([b, np.zeros(blocks - f, dtype=b.dtype)])
-        y = np.empty((xp.shape[0], blocks, xp.shape[2] - kh + 1, xp.shape[3]), dtype=xp.dtype)
-        self._run(f"conv{kh}x{kw}.forward", self._conv_kernels(kh, kw).forward, xp, w, b, y)
-        return y[:, :f]
+        _, n, hp, wp = xc.shape
+        y = np.empty((blocks, n, hp, wp), dtype=xc.dtype)
+        kernel = self._conv_kernels(kh, kw).forward
+        self._run(f"conv{kh}x{kw}.forward", kernel, xc.reshape(c, -1), w, b, y.reshape(blocks, -1), wp)
+        return y[:f]
 
     def conv2d(self, x: Any, w: Any, b: Any, stride: int, pad: int) -> Any:
         oh, ow, _, _ = self._geometry(x, w, stride, pad)
-        xp, wp = self._planes(x, w, stride, pad)
+        xc, wc = self._planes(x, w, stride, pad)
         bias = np.ascontiguousarray(b, dtype=x.dtype)
-        return self._forward(xp, wp, bias)[:, :, :oh, :ow]
+        return self._forward(xc, wc, bias)[:, :, :oh, :ow].transpose(1, 0, 2, 3)
 
     def conv2d_backward(
         self, dy: Any, x: Any, w: Any, stride: int, pad: int, need_dx: bool
@@ -406,28 +447,32 @@ class NumbaKernels(NativeKernels):
         n, _, h, wd = x.shape
         f, _, kh, kw = w.shape
         oh, ow, _, _ = self._geometry(x, w, s, p)
-        xp, wp = self._planes(x, w, s, p)
-        khs, kws = wp.shape[2], wp.shape[3]
-        rows = xp.shape[2] - khs + 1  # the stride-1 output over the planes: (rows, Wp) wide, dy in [:OH, :OW]
-        blocks = _round_up(f, wgrad_filters(khs, kws))  # whole filter blocks: zero rows of dy, dropped from dw
-        dyw = np.zeros((n, blocks, rows, xp.shape[3]), dtype=x.dtype)
-        dyw[:, :f, :oh, :ow] = dy
-        db = np.sum(dy, axis=(0, 2, 3), dtype=x.dtype)
-        dwp = np.zeros((blocks, *wp.shape[1:]), dtype=x.dtype)
-        self._run(f"conv{khs}x{kws}.wgrad", self._conv_kernels(khs, kws).wgrad, xp, dyw, dwp)
-        dwp = dwp[:f]
-        dw = dwp if s == 1 else _unphase_weights(dwp, s, kh, kw)
+        xc, wc = self._planes(x, w, s, p)
+        cc, _, hp, wp = xc.shape
+        khs, kws = wc.shape[2], wc.shape[3]
+        blocks = _round_up(f, wgrad_filters(khs, kws))  # whole filter blocks: zero planes of dy, dropped from dw
+        dyc = np.zeros((blocks, n, hp, wp), dtype=x.dtype)  # dy on the input's wide grid, zero elsewhere
+        dyc[:f, :, :oh, :ow] = dy.transpose(1, 0, 2, 3)
+        db = dyc.reshape(blocks, -1)[:f].sum(axis=1)
+        positions = n * hp * wp - (khs - 1) * wp - (kws - 1)
+        part = np.zeros((-(-positions // WGRAD_CHUNK), blocks, cc, khs, kws), dtype=x.dtype)
+        kernel = self._conv_kernels(khs, kws).wgrad
+        self._run(f"conv{khs}x{kws}.wgrad", kernel, xc.reshape(cc, -1), dyc.reshape(blocks, -1), part, wp)
+        dwc = part.sum(axis=0)[:f]
+        dw = dwc if s == 1 else _unphase_weights(dwc, s, kh, kw)
         if not need_dx:
             return None, dw, db
         # dx = correlation of dy (padded by K-1) with the flipped, channel-swapped weights
-        w_t = np.ascontiguousarray(wp.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-        zero = np.zeros(w_t.shape[0], dtype=x.dtype)
+        w_t = np.ascontiguousarray(wc.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        zero = np.zeros(cc, dtype=x.dtype)
         if s == 1:  # only the unpadded input's rows and columns: dy padded by K-1-pad
-            dpad = _pad(np.ascontiguousarray(dy), kh - 1 - p, kw - 1 - p)
-            return self._forward(dpad, w_t, zero)[:, :, :, :wd], dw, db
-        ws = xp.shape[3]
-        grad_planes = self._forward(_pad(dyw[:, :f, :, : ws - kws + 1], khs - 1, kws - 1), w_t, zero)[:, :, :, :ws]
-        return _unphase(grad_planes, s)[:, :, p : p + h, p : p + wd], dw, db
+            dx = self._forward(_channel_major(dy, kh - 1 - p, kw - 1 - p), w_t, zero)[:, :, :h, :wd]
+            return dx.transpose(1, 0, 2, 3), dw, db
+        grad = dyc[:f, :, : hp - khs + 1, : wp - kws + 1]  # the stride-1 output's gradient over the phase planes
+        padded = np.zeros((f, n, hp + khs - 1, wp + kws - 1), dtype=x.dtype)
+        padded[:, :, khs - 1 : khs - 1 + grad.shape[2], kws - 1 : kws - 1 + grad.shape[3]] = grad
+        planes = self._forward(padded, w_t, zero)[:, :, :hp, :wp].transpose(1, 0, 2, 3)
+        return _unphase(planes, s)[:, :, p : p + h, p : p + wd], dw, db
 
     # -- max pooling ---------------------------------------------------------------------------------
     def max_pool(self, x: Any, size: tuple[int, int], stride: int, pad: int) -> tuple[Any, Any]:
