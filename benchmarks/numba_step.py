@@ -5,6 +5,8 @@ thread pool loaded: OpenBLAS, numba's, torch's), minima reported.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/numba_step.py \\
         --json docs/bench-2026-12-07-cpu/numba-step.json
 
+``--cpu-time``: every library at one thread and each step timed by the CPU time of the calling thread
+(``time.thread_time``), which other processes on a busy machine disturb far less than wall time.
 ``--threading-layer`` picks numba's layer for this process (``default``: xpnet's choice, see
 ``docs/backends.md``); ``--pause`` the idle time between candidates (0: back to back, as in training,
 where idle pools still spinning from one library slow the next). Where ``xpnet.kernels`` exists the
@@ -19,6 +21,7 @@ import contextlib
 import json
 import os
 import pathlib
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -98,6 +101,23 @@ def _on_path(step: Callable[[], None], native: bool) -> Callable[[], None]:
     return run
 
 
+def _cpu_time(candidates: dict[str, Callable[[], None]], rounds: int) -> dict[str, dict[str, float]]:
+    """Min and median CPU seconds of the calling thread per call, round-robin (after 3 warm-up calls each)."""
+    for f in candidates.values():
+        for _ in range(3):
+            f()
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, f in candidates.items():
+            start = time.thread_time()
+            f()
+            samples[name].append(time.thread_time() - start)
+    return {
+        name: {"min": min(v), "median": statistics.median(v), "max": max(v), "rounds": len(v)}
+        for name, v in samples.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--networks", default="simplecnn,deepcnn")
@@ -105,12 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--pause", type=float, default=0.0)
     ap.add_argument("--threading-layer", default="default", help="numba layer: default, omp, workqueue, tbb")
+    ap.add_argument("--cpu-time", action="store_true", help="one thread everywhere, CPU time of the calling thread")
     ap.add_argument("--json", type=pathlib.Path)
     args = ap.parse_args(argv)
     if args.threading_layer != "default":
         os.environ["NUMBA_THREADING_LAYER"] = args.threading_layer
+    import numba
     import torch  # every pool loaded in this process (the peer's OpenMP too)
 
+    if args.cpu_time:
+        from threadpoolctl import ThreadpoolController
+
+        numba.set_num_threads(1)
+        torch.set_num_threads(1)
+        _STATE["blas_limit"] = ThreadpoolController().limit(limits=1, user_api="blas")  # for the whole run
     kernels = get_backend().native_kernels()
     if kernels is None:
         print("numba is not installed: no native kernels to time", file=sys.stderr)
@@ -131,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             "numpy native (numba)": _on_path(native, True),
             "torch eager": bench.torch_step("cpu", sizes, batch),
         }
-        timing = bench.interleaved(candidates, rounds=args.rounds, min_time=args.min_time, pause=args.pause)
+        if args.cpu_time:
+            timing = _cpu_time(candidates, args.rounds)
+        else:
+            timing = bench.interleaved(candidates, rounds=args.rounds, min_time=args.min_time, pause=args.pause)
         peer = timing["torch eager"]["min"]
         for name, t in timing.items():
             row = {"network": bench.network_label(sizes), "batch": batch, "candidate": name, **t}
@@ -142,8 +173,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {row['vs_torch_min']:.2f}x torch"
             )
         print(f"  first native step (JIT or cache load included): {first_call:.2f} s")
-    import numba
-
     record = {
         **bench.run_record(),
         "torch": torch.__version__,
@@ -152,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         "numba_threading_layer": numba.threading_layer(),
         "numba_threads": numba.get_num_threads(),
         "pause_s": args.pause,
+        "timer": "thread_time, 1 thread everywhere" if args.cpu_time else "perf_counter (interleaved)",
+        "load_average_end": os.getloadavg(),
         "rounds": args.rounds,
         "jit_seconds": kernels.jit_seconds,  # type: ignore[attr-defined]
         "compiled": kernels.compiled,  # type: ignore[attr-defined]
