@@ -6,8 +6,9 @@ PyTorch operation, back to back as in a training step, in one process with every
 
 Times each operation alone (after a pause: the other pools asleep) and inside the back-to-back sequence
 (``gemm → numba → torch → numba``); the difference is what the idle, still-spinning pools cost. Run once
-per numba threading layer (``--layer``: ``omp``, ``workqueue``; ``tbb`` where installed) and with
-``--blas-1`` (OpenBLAS held at one thread around the numba kernels, threadpoolctl).
+per numba threading layer (``--layer``: ``omp``, ``workqueue``; ``tbb`` where installed), with
+``--blas-1`` (OpenBLAS held at one thread around the numba kernels, threadpoolctl) or ``--blas-threads 1``
+/ ``--torch-threads 1`` (those pools at one thread for the whole run: they never wake a second thread).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layer", default="omp")
     ap.add_argument("--blas-1", action="store_true", help="OpenBLAS at 1 thread around the numba kernels")
+    ap.add_argument("--blas-threads", type=int, help="OpenBLAS held at this many threads for the whole run")
+    ap.add_argument("--torch-threads", type=int, help="torch.set_num_threads for the whole run")
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--json", type=pathlib.Path)
     args = ap.parse_args(argv)
@@ -55,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     a, m = rng.standard_normal((100, 3136)).astype(np.float32), rng.standard_normal((3136, 512)).astype(np.float32)
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     blas = ThreadpoolController().select(user_api="blas")
+    held = blas.limit(limits=args.blas_threads) if args.blas_threads else None  # restored at exit
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
 
     def conv() -> None:
         if args.blas_1:
@@ -98,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "blas_1_around_numba": args.blas_1,
+        "blas_threads_held": args.blas_threads,
+        "blas_limit_active": held is not None,
         "load_average": os.getloadavg(),
         "rows": rows,
     }
