@@ -56,6 +56,11 @@ def using(mode: str) -> Iterator[None]:
         globals()["_mode"] = previous
 
 
-def for_backend(backend: Backend) -> NativeKernels | None:
-    """``backend``'s native kernels in ``"native"`` mode (None where it has none); None in ``"reference"`` mode."""
-    return backend.native_kernels() if current() == "native" else None
+def for_backend(backend: Backend, op: str | None = None) -> NativeKernels | None:
+    """``backend``'s native kernels in ``"native"`` mode (None where it has none); None in ``"reference"`` mode.
+
+    ``op`` (``"conv2d"``, ``"max_pool"``, ``"relu"``): None unless the adapter lists it in ``native_ops``,
+    judged before its kernels are loaded (an MLP's ReLU never imports NumPy's compiled convolution)."""
+    if current() != "native" or (op is not None and op not in backend.native_ops):
+        return None
+    return backend.native_kernels()

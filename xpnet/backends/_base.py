@@ -54,6 +54,9 @@ class Backend:
     checker: ClassVar[bool] = False  # a conformance checker (slow), not a fast path
     numpy_allocator: ClassVar[bool] = False  # arrays allocated by NumPy (visible to tracemalloc)
     low_precision: ClassVar[tuple[str, ...]] = ("float16",)  # floating dtypes below float32 it has
+    #: The kernels :meth:`native_kernels` may offer (``"conv2d"``, ``"max_pool"``, ``"relu"``), known without
+    #: loading them: a layer whose operation is not listed never triggers their import.
+    native_ops: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, xp: Any, device: Any, lib: Any, array_type: type) -> None:
         self.xp, self.device, self._lib, self._array_type = xp, device, lib, array_type

@@ -18,6 +18,7 @@ _KERNELS: list[Any] = []  # one instance, compiled on first use
 class CupyBackend(Backend):
     name = "cupy"
     module = "cupy"
+    native_ops = frozenset({"conv2d", "max_pool"})
     install_hint = 'pip install "xpnet[cuda12]"  (CUDA 12.x)  or  pip install "xpnet[cuda13]"  (CUDA 13.x)'
     device_forms = "a CUDA device ordinal 0, 1, ... (int or digits), 'cuda:N', or a cupy.cuda.Device (default 0)"
 

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
 import numpy as np
 
 from ._base import Backend
+from ._kernels import NativeKernels
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def numba_kernels() -> NativeKernels | None:
+    """The numba-compiled convolution and max pooling (one set per process), or ``None`` where numba
+    cannot be imported. numba is imported on the first call, never by ``import xpnet``; nothing is
+    compiled before a kernel runs."""
+    try:
+        from ._numba import NumbaKernels
+    except ImportError as e:  # numba missing, or too old/new for this NumPy
+        log.info("NumPy native kernels off (numba not importable: %s); the reference runs", e)
+        return None
+    return NumbaKernels()
 
 
 class NumpyBackend(Backend):
     name = "numpy"
     module = "numpy"
+    native_ops = frozenset({"conv2d", "max_pool"})
     install_hint = "pip install numpy"
     device_forms = "'cpu' (or None)"
     numpy_allocator = True
@@ -29,3 +48,8 @@ class NumpyBackend(Backend):
 
     def to_host(self, x: Any) -> np.ndarray:
         return np.asarray(x)
+
+    def native_kernels(self) -> NativeKernels | None:
+        """numba's direct convolution and max pooling where numba is installed (``pip install numba`` or
+        ``xpnet[fast]``); ``None`` otherwise: the array-API reference runs."""
+        return numba_kernels()

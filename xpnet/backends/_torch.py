@@ -25,6 +25,7 @@ _FORM = re.compile(r"cpu|meta|cuda(:\d+)?")
 class TorchBackend(Backend):
     name = "torch"
     module = "torch"
+    native_ops = frozenset({"conv2d", "max_pool", "relu"})
     install_hint = 'pip install "xpnet[torch]"'
     device_forms = "'cpu' (default), 'meta', 'cuda', 'cuda:N' (or a torch.device)"
     low_precision = ("float16", "bfloat16")

@@ -69,7 +69,7 @@ class ReLU(Activation):
         return x * mask, mask
 
     def forward(self, x: Any, train: bool = True) -> Any:
-        native = kernels.for_backend(self.backend)  # one pass each way where the backend has a ReLU kernel
+        native = kernels.for_backend(self.backend, "relu")  # one pass each way where the backend has a ReLU kernel
         native = native if native is not None and native.supports_relu(x) else None
         y = native.relu(x) if native is not None else x * self.xp.astype(x > 0, x.dtype)
         self.slope = y if train else None  # the output stands in for the mask

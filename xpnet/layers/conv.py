@@ -104,7 +104,7 @@ class Convolution(Layer):
         (kh, kw), s, p = self.kernel_size, self.stride, self.pad
         oh, ow = output_hw(x.shape[2], x.shape[3], kh, kw, s, p)
         self.x_shape: tuple[int, ...] = tuple(x.shape) if train else ()
-        native = kernels.for_backend(self.backend)
+        native = kernels.for_backend(self.backend, "conv2d")
         if native is not None and native.supports_conv2d(x, self.W, s, p):
             self.clear()  # the reference's workspaces and columns are not needed
             self.x, self.native = (x, native) if train else (None, None)

@@ -123,7 +123,7 @@ class Pooling(_Pool):
     """
 
     def native_forward(self, x, train):
-        native = kernels.for_backend(self.backend)
+        native = kernels.for_backend(self.backend, "max_pool")
         if native is None or not native.supports_max_pool(x, self.size, self.stride, self.pad):
             self.native = self.state = None
             return None
