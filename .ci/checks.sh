@@ -9,8 +9,8 @@ check() {
     echo "--- $*"
     "$@" || failed+=("$*")
 }
-check ruff check xpnet tests benchmarks
-check ruff format --check xpnet tests benchmarks
+check ruff check .
+check ruff format --check .
 check mypy xpnet
 check mkdocs build --strict --quiet --site-dir "${TMPDIR:-/tmp}/xpnet-site"
 if ((${#failed[@]})); then
