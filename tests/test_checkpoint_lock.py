@@ -1,6 +1,8 @@
 """One run per checkpoint path (issue 26, item 6): an OS-level lock for the run's life; a writer removes
 only its own temporary file; names are never glob patterns."""
 
+import re
+
 import filelock
 import pytest
 from test_checkpoint_safety import trainer
@@ -97,6 +99,7 @@ except CheckpointInUse as e:
 @needs_mpi
 def test_under_mpi_every_rank_stops_when_the_path_is_in_use(tmp_path):
     out = mpiexec("-c", MPI_SCRIPT, str(tmp_path / "run.ckpt"), timeout=120)
-    lines = sorted(line for line in out.stdout.splitlines() if line.startswith("rank "))
-    assert [line[:16] for line in lines] == ["rank 0: refused:", "rank 1: refused:"], out.stdout + out.stderr
-    assert "is in use by another run" in lines[0] and "rank 0 could not lock" in lines[1]
+    # the ranks' lines reach mpiexec's stdout separately and may be interleaved: read them by their prefixes
+    parts = sorted(re.split(r"(?=rank [01]: )", out.stdout.replace("\n", ""))[1:])
+    assert [p[:16] for p in parts] == ["rank 0: refused:", "rank 1: refused:"], out.stdout + out.stderr
+    assert "is in use by another run" in parts[0] and "rank 0 could not lock" in parts[1]

@@ -93,10 +93,13 @@ def _model_on(backend: B.Backend, sizes: Any, dtype: str) -> Any:
         B.set_default_dtype(previous)
 
 
-def kernel_paths(backend: B.Backend) -> list[str]:
+def kernel_paths(backend: B.Backend, sizes: Any = None) -> list[str]:
     """The kernel modes (:mod:`xpnet.kernels`) whose paths differ on ``backend``: ``["native", "reference"]``
-    where its adapter has native kernels, else ``["reference"]``. Benchmarks report one row per path."""
-    return ["native", "reference"] if backend.native_kernels() is not None else ["reference"]
+    where its adapter has native kernels, else ``["reference"]``. Benchmarks report one row per path. For a
+    network of :data:`NETWORKS` (``sizes``), an MLP has only its ReLU to delegate: both paths only where the
+    adapter lists a native ``relu`` (NumPy's compiled kernels, convolution and pooling, are not even loaded)."""
+    ops = backend.native_ops if sizes is None or _is_cnn(sizes) else backend.native_ops & {"relu"}
+    return ["native", "reference"] if ops and backend.native_kernels() is not None else ["reference"]
 
 
 def kernels_label(backend: B.Backend, mode: str) -> str:
@@ -422,9 +425,9 @@ def bench_backend(
     backend: B.Backend, networks: list[str], rounds: int, min_time: float, dtype: str = "float32", memory: bool = True
 ) -> list[dict[str, Any]]:
     rows = []
-    paths = kernel_paths(backend)
     for net in networks:
         sizes, batch = NETWORKS[net]
+        paths = kernel_paths(backend, sizes)
         cands = {f"xpnet:{m}": xpnet_step(backend, sizes, batch, dtype, kernels=m) for m in paths}
         cands["gemm"] = gemm_step(backend, sizes, batch, dtype)
         device = torch_device(backend)
@@ -677,8 +680,11 @@ def _ms(r: dict[str, Any], k: str) -> str:
 
 
 def _backend_cell(r: dict[str, Any]) -> str:
-    """The backend and, where the row names one, its kernel path: ``torch [native (aten)]``."""
-    return f"{r['backend']} [{r['kernels']}]" if r.get("kernels") else r["backend"]
+    """The backend and, where the row names one, its kernel path: ``torch/aten`` (native), ``torch/ref``."""
+    if not r.get("kernels"):
+        return r["backend"]
+    path = "ref" if r["kernels"] == "reference" else r["kernels"].removeprefix("native (").removesuffix(")")
+    return f"{r['backend']}/{path}"
 
 
 def _mib(v: float | None) -> str:
