@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from xptest import CPU_BACKENDS, DEVICE_BACKENDS, KERNEL_MODES, backend_device_combinations, kernel_modes, skip_summary
@@ -9,6 +11,10 @@ from xptest import CPU_BACKENDS, DEVICE_BACKENDS, KERNEL_MODES, backend_device_c
 import xpnet
 from xpnet import kernels
 from xpnet.backends import BackendUnavailableError
+
+# NumPy's compiled kernels are opt-in (measured slower than im2col, xpnet/backends/_numpy.py); where numba is
+# installed (CI's extras job) the suite runs them on every native-path case.
+os.environ.setdefault("XPNET_NUMBA_KERNELS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,12 @@ from ._base import Backend
 from ._kernels import NativeKernels
 
 log = logging.getLogger(__name__)
+
+NUMBA_KERNELS_ENV = "XPNET_NUMBA_KERNELS"
+"""``XPNET_NUMBA_KERNELS=1`` turns NumPy's compiled kernels on (where numba imports). Off by default: in the
+2026-12-07 idle-machine run (docs/bench-2026-12-07-cpu/cnn_paths_numpy_torch_2thread_idle.json, 2 threads,
+every thread pool loaded) they made SimpleConvNet's step 1.54-1.58x and DeepConvNet's 2.98-3.31x PyTorch
+eager's, against the im2col reference's 1.02-1.13x and 2.75-2.91x: slower, so not the default."""
 
 
 @functools.cache
@@ -51,5 +58,8 @@ class NumpyBackend(Backend):
 
     def native_kernels(self) -> NativeKernels | None:
         """numba's direct convolution and max pooling where numba is installed (``pip install numba`` or
-        ``xpnet[fast]``); ``None`` otherwise: the array-API reference runs."""
+        ``xpnet[fast]``) and ``XPNET_NUMBA_KERNELS=1`` (see :data:`NUMBA_KERNELS_ENV`: measured slower than the
+        reference, so off by default); ``None`` otherwise: the array-API reference runs."""
+        if os.environ.get(NUMBA_KERNELS_ENV, "0") != "1":
+            return None
         return numba_kernels()
