@@ -85,7 +85,7 @@ def test_compare_prints_one_table(capsys):
 def test_errors_are_reported_not_raised(capsys):
     assert main(["train", "--backend", "jax", "--epochs", "1"]) == 2
     assert "--backend: unknown backend 'jax'" in capsys.readouterr().err
-    assert main(["train", "--dataset", "mnist", "--data-path", "/nonexistent", "--epochs", "1"]) == 1
+    assert main(["train", "--dataset", "mnist", "--data-path", "/nonexistent", "--epochs", "1"]) == 2  # --data-path
     assert "train-images-idx3-ubyte" in capsys.readouterr().err
 
 

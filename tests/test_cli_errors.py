@@ -28,6 +28,8 @@ WRONG = [
     (["train", "--patience", "0", "--validation-split", "0.2"], "--patience"),
     (["compare", "--seeds", "0"], "--seeds"),
     (["compare", "--seeds", "two"], "--seeds"),
+    (["train", "--dataset", "mnist", "--data-path", "."], "--data-path"),  # the folder lacks the files
+    (["compare", "--dataset", "mnist", "--data-path", "."], "--data-path"),
     # abbreviations are refused, not taken for the option they begin
     (["train", "--epoch", "5"], "--epoch"),
     (["compare", "--activ", "relu"], "--activ"),
@@ -106,9 +108,10 @@ def test_names_are_case_insensitive_everywhere(capsys):
 
 
 def test_an_uppercase_dataset_is_looked_for_not_refused(tmp_path, capsys):
-    """``--dataset MNIST`` is mnist: without its files it fails as mnist does (data not found, exit 1)."""
-    assert main(["train", "--dataset", "MNIST", "--data-path", str(tmp_path), "--epochs", "1"]) == 1
-    assert "mnist not found" in capsys.readouterr().err
+    """``--dataset MNIST`` is mnist: without its files it fails as mnist does (data not found in the
+    ``--data-path`` given: a bad command line, exit 2)."""
+    assert main(["train", "--dataset", "MNIST", "--data-path", str(tmp_path), "--epochs", "1"]) == 2
+    assert "--data-path: mnist not found" in capsys.readouterr().err
 
 
 # -- what the main job says: its data, its time, a diverging loss -----------------------------------

@@ -263,14 +263,14 @@ def test_data_path_not_found_suggests_the_command_that_fills_it(tmp_path, capsys
     folder = tmp_path / "my data"
     folder.mkdir()
     code, err = _xpnet(["train", "--dataset", "mnist", "--data-path", str(folder)], capsys)
-    assert code == 1 and "\n" not in err
+    assert code == 2 and "\n" not in err and "--data-path: " in err  # a bad command line
     assert f"`xpnet data mnist --dir '{folder}'`" in err
 
 
 def test_data_path_that_is_a_file_is_not_a_folder(tmp_path, capsys):
     (tmp_path / "f.gz").write_bytes(b"")
     code, err = _xpnet(["train", "--dataset", "mnist", "--data-path", str(tmp_path / "f.gz")], capsys)
-    assert code == 1 and "\n" not in err
+    assert code == 2 and "\n" not in err and "--data-path: " in err
     assert f"{tmp_path / 'f.gz'}: not a folder" in err
     code, err = _xpnet(["data", "mnist", "--dir", str(tmp_path / "f.gz"), "--mirror", "http://127.0.0.1:9/"], capsys)
     assert code == 1 and "\n" not in err

@@ -168,9 +168,17 @@ MODELS = C.MODELS
 
 
 def _load_data(name: str, path: str | None, images: bool = False) -> Any:
+    """The data set; a ``--data-path`` that is no folder or lacks the files is a bad command line (exit 2)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    return DATASETS[name](flatten=not images) if name == "digits" else DATASETS[name](path, flatten=not images)
+    if name == "digits":
+        return DATASETS[name](flatten=not images)
+    try:
+        return DATASETS[name](path, flatten=not images)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        if path is None:  # found nowhere it looked: not a mistake in the command line
+            raise
+        raise C.UsageError("data_path", str(e)) from None
 
 
 def _classes(t: np.ndarray) -> int:
