@@ -245,4 +245,4 @@ def test_cli_error_on_every_rank_exits_instead_of_hanging(tmp_path, no_launcher)
         timeout=120,
     )
     assert run.returncode != 0
-    assert "xpnet train: error: mnist not found" in run.stderr and "stopping all 2 ranks" in run.stderr
+    assert "xpnet train: error: --data-path: mnist not found" in run.stderr and "stopping all 2 ranks" in run.stderr
