@@ -3,6 +3,7 @@ travels with a run checkpoint so that a resumed run is exact."""
 
 import numpy as np
 import pytest
+from test_trainer import blobs
 
 import xpnet
 from xpnet import layers as L
@@ -10,12 +11,6 @@ from xpnet.checkpoint import Interrupted, info
 from xpnet.optimizers import SGD
 from xpnet.training import Extension
 from xpnet.training.extensions import Checkpoint, EarlyStopping, PrintEpoch, RecordHistory
-
-
-def blobs(rng, n=60, classes=3, features=4):
-    centers = rng.standard_normal((classes, features)) * 4
-    t = rng.integers(0, classes, n)
-    return (centers[t] + rng.standard_normal((n, features))).astype(np.float32), t
 
 
 def make(seed=0):
