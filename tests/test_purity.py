@@ -7,7 +7,16 @@ import pytest
 
 PKG = pathlib.Path(__file__).resolve().parents[1] / "xpnet"
 FORBIDDEN = {"numpy", "cupy", "torch", "array_api_strict", "cupyx", "jax"}
-PURE = ["layers", "losses.py", "optimizers.py", "model.py", "ops.py", "models.py", "clipping.py", "schedules.py"]
+PURE = [
+    "network/layers",
+    "network/losses.py",
+    "network/model.py",
+    "network/ops.py",
+    "network/models.py",
+    "optim/optimizers.py",
+    "optim/clipping.py",
+    "optim/schedules.py",
+]
 
 
 def _modules():

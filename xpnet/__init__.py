@@ -1,7 +1,13 @@
 """xpnet: the backprop of *Deep Learning from Scratch*, written once against the array API standard,
-running unchanged on NumPy, CuPy, PyTorch and array-api-strict."""
+running unchanged on NumPy, CuPy, PyTorch and array-api-strict.
 
-from . import checkpoint, datasets, distributed, layers, losses, models, optimizers, schedules
+The folders are the layers, from the ground up: ``backends`` (one adapter per array library),
+``utils``, ``data``, ``network`` (layers, losses, the model), ``optim`` (optimizers, schedules,
+clipping), ``training`` (the loop, the step, extensions, checkpoints), ``experiments`` (run settings,
+seed statistics, reproduce, bench) and ``cli``. The modules' old names still import (:mod:`._moved`).
+"""
+
+from . import _moved
 from .backends import (
     Backend,
     BackendUnavailableError,
@@ -15,12 +21,17 @@ from .backends import (
     to_numpy,
     use_backend,
 )
-from .clipping import clip_by_global_norm, global_norm
-from .gradient import gradient_check, numerical_gradient
-from .history import History
-from .io import load, load_checkpoint, save
-from .model import Sequential
-from .training import Trainer
+from .data import datasets
+from .network import layers, losses, models
+from .network.gradient import gradient_check, numerical_gradient
+from .network.io import load, load_checkpoint, save
+from .network.model import Sequential
+from .optim import optimizers, schedules
+from .optim.clipping import clip_by_global_norm, global_norm
+from .training import Trainer, checkpoint, distributed
+from .training.history import History
+
+_moved.install()
 
 
 def _version() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..clipping import clip_by_global_norm
+from ..optim.clipping import clip_by_global_norm
 
 GRADIENTS = ("backprop", "numerical")
 """``Trainer(gradient=...)`` modes."""
@@ -32,7 +32,7 @@ def step_gradients(model: Any, x: Any, t: Any, mode: str = "backprop") -> dict[s
     if mode == "backprop":
         model.step_loss(x, t, value=False)
         return model.backward()
-    from ..gradient import numerical_gradient
+    from ..network.gradient import numerical_gradient
 
     grads = numerical_gradient(model, x, t)
     if model.buffers:

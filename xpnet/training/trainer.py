@@ -11,13 +11,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .. import checkpoint as ckpt
-from ..clipping import check_clip_norm
-from ..distributed import Communicator, SingleCommunicator
-from ..history import History
-from ..model import Sequential
-from ..optimizers import Optimizer
-from ..schedules import Schedule, unit_of
+from ..network.model import Sequential
+from ..optim.clipping import check_clip_norm
+from ..optim.optimizers import Optimizer
+from ..optim.schedules import Schedule, unit_of
+from . import checkpoint as ckpt
+from .distributed import Communicator, SingleCommunicator
 from .extension import Callback, Extension, as_extension, call
 from .extensions import (
     Checkpoint,
@@ -28,6 +27,7 @@ from .extensions import (
     ProgressBar,
     RecordHistory,
 )
+from .history import History
 from .step import check_gradient_mode, train_step
 from .validation import split_validation
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..backends import to_numpy
 
 
 def stratified_split(labels: Any, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

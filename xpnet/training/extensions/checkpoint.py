@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ... import checkpoint as ckpt
+from .. import checkpoint as ckpt
 from ..extension import Extension, Trainer
 
 

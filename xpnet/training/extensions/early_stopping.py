@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ...backend import to_numpy
+from ...backends import to_numpy
 from ..extension import Extension, Trainer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...schedules import Schedule, unit_of
+from ...optim.schedules import Schedule, unit_of
 from ..extension import Extension, Trainer
 
 

@@ -1,0 +1,89 @@
+"""The modules' old names, kept importable after the package was grouped into folders.
+
+``import xpnet.losses`` (or ``xpnet.layers.conv``, ``python -m xpnet.reproduce``) gives the very module
+that now lives at ``xpnet.network.losses``: one object under two names, so ``isinstance`` checks and
+monkeypatching behave as before. :data:`MOVED` is the whole list; :mod:`.controls` and :mod:`.trainer`
+gather names that came from several of today's modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import types
+from collections.abc import Sequence
+
+MOVED = {
+    "xpnet.atomic": "xpnet.utils.atomic",
+    "xpnet.backend": "xpnet.backends",
+    "xpnet.bench": "xpnet.experiments.bench",
+    "xpnet.checkpoint": "xpnet.training.checkpoint",
+    "xpnet.cli_checks": "xpnet.cli.checks",
+    "xpnet.clipping": "xpnet.optim.clipping",
+    "xpnet.controls": "xpnet._moved.controls",
+    "xpnet.datasets": "xpnet.data.datasets",
+    "xpnet.distributed": "xpnet.training.distributed",
+    "xpnet.fileformat": "xpnet.network.fileformat",
+    "xpnet.gradient": "xpnet.network.gradient",
+    "xpnet.history": "xpnet.training.history",
+    "xpnet.io": "xpnet.network.io",
+    "xpnet.kernels": "xpnet.backends.kernels",
+    "xpnet.layers": "xpnet.network.layers",
+    "xpnet.losses": "xpnet.network.losses",
+    "xpnet.memory": "xpnet.training.memory",
+    "xpnet.model": "xpnet.network.model",
+    "xpnet.models": "xpnet.network.models",
+    "xpnet.ops": "xpnet.network.ops",
+    "xpnet.optimizers": "xpnet.optim.optimizers",
+    "xpnet.reproduce": "xpnet.experiments.reproduce",
+    "xpnet.schedules": "xpnet.optim.schedules",
+    "xpnet.seedstats": "xpnet.experiments.seedstats",
+    "xpnet.tables": "xpnet.utils.tables",
+    "xpnet.trainer": "xpnet._moved.trainer",
+}
+"""Old module name → where it lives now (a package's submodules follow it: ``xpnet.layers.conv``)."""
+
+
+def new_name(name: str) -> str | None:
+    """Today's name of the module once called ``name``; ``None`` when it never moved."""
+    for old, new in MOVED.items():
+        if name == old or name.startswith(old + "."):
+            return new + name[len(old) :]
+    return None
+
+
+class OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds a moved module under its old name and hands back the module itself (imported once, under its
+    new name). ``python -m`` with an old name runs the new module as ``__main__``."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        new = new_name(fullname)
+        if new is None or importlib.util.find_spec(new) is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return importlib.import_module(new_name(spec.name) or spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """Nothing to run: the module ran when it was imported under its new name."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        """For ``python -m xpnet.<old name>``: run the module under its new name as ``__main__``."""
+        new = new_name(fullname)
+        return compile(f"import runpy\nrunpy.run_module({new!r}, run_name='__main__', alter_sys=True)\n", new, "exec")
+
+    def is_package(self, fullname: str) -> bool:
+        return False
+
+
+def install() -> None:
+    """Put the old names first on ``sys.meta_path`` (once): ahead of the path finder, so that a submodule of a
+    moved package is never imported a second time under its old name."""
+    if not any(isinstance(f, OldNames) for f in sys.meta_path):
+        sys.meta_path.insert(0, OldNames())
