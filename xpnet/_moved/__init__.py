@@ -75,7 +75,7 @@ class OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def get_code(self, fullname: str) -> types.CodeType:
         """For ``python -m xpnet.<old name>``: run the module under its new name as ``__main__``."""
-        new = new_name(fullname)
+        new = new_name(fullname) or fullname
         return compile(f"import runpy\nrunpy.run_module({new!r}, run_name='__main__', alter_sys=True)\n", new, "exec")
 
     def is_package(self, fullname: str) -> bool:
