@@ -28,6 +28,8 @@ from .extensions import (
     RecordHistory,
 )
 from .history import History
+from .interrupts import stop_after_step
+from .run import Run
 from .step import check_gradient_mode, train_step
 from .validation import split_validation
 
@@ -219,7 +221,7 @@ class Trainer:
         self.comm.check_fit(
             self, {"train": train, "test": test, "validation": val}
         )  # ranks agree, before any collective
-        with ckpt.locked(self), ckpt.stop_after_step(self):  # one run per checkpoint path; a signal saves and stops
+        with ckpt.locked(self), stop_after_step(self):  # one run per checkpoint path; a signal saves and stops
             run = self._start(train, test, val, validation_split)
             for epoch in range(run.epoch + 1, run.last + 1):
                 self.epoch, self.epoch_start = epoch, time.perf_counter() - run.elapsed
@@ -250,7 +252,7 @@ class Trainer:
         val = model.check_data(x_val, t_val, values=True, names=("x_val", "t_val")) if x_val is not None else None
         return (x, t), test, val
 
-    def _start(self, train: tuple[Any, Any], test: tuple[Any, Any] | None, val: Any, split: float | None) -> ckpt.Run:
+    def _start(self, train: tuple[Any, Any], test: tuple[Any, Any] | None, val: Any, split: float | None) -> Run:
         """Fit start: the history, the extensions' start hooks, then the run (fresh,
         or where :meth:`restore` left off, each extension given its saved state)."""
         model, n = self.model, train[0].shape[0]
@@ -259,7 +261,7 @@ class Trainer:
         self.history, self.steps_per_epoch = History(config=config), -(-n // self.batch_size)
         self.stop, self.extensions = False, self.build_extensions()
         stopped = self.comm.any(call(self, "on_fit_start") or self.stop)
-        self.run = run = ckpt.Run(self, train, test)  # fresh, or resumed: RNGs, position, extensions' states
+        self.run = run = Run(self, train, test)  # fresh, or resumed: RNGs, position, extensions' states
         run.last = run.epoch if stopped else run.last
         self.comm.bcast_data(model.params, model.backend)  # every rank starts from rank 0's parameters
         return run
