@@ -38,7 +38,7 @@ MOVED = {
     "xpnet.models": "xpnet.network.models",
     "xpnet.ops": "xpnet.network.ops",
     "xpnet.optimizers": "xpnet.optim.optimizers",
-    "xpnet.reproduce": "xpnet.experiments.reproduce",
+    "xpnet.reproduce": "xpnet.cli.reproduce",
     "xpnet.schedules": "xpnet.optim.schedules",
     "xpnet.seedstats": "xpnet.experiments.seedstats",
     "xpnet.tables": "xpnet.utils.tables",

@@ -1,7 +1,12 @@
-"""``xpnet train | compare | bench | data``: the command line (:func:`main`)."""
+"""``xpnet train | compare | bench | data``: the command line (:func:`main`), one module per job:
+:mod:`.main` (the command's choice, errors, interrupts), :mod:`.parsers`, :mod:`.checks`, :mod:`.report`
+(what runs print), one module per command (:mod:`.train`, :mod:`.compare`, :mod:`.bench`, :mod:`.data`)
+and ``python -m xpnet.reproduce`` (:mod:`.reproduce`). No library module imports this package."""
 
 from ..experiments.config import load_data as _load_data  # noqa: F401 -- its name here before the move
 from ..experiments.config import run_config
-from .main import _data_parser, main, version, wall_time_line  # noqa: F401
+from .main import main, version
+from .parsers import data_parser as _data_parser  # noqa: F401 -- its name here before the split
+from .train import wall_time_line
 
 __all__ = ["main", "run_config", "version", "wall_time_line"]

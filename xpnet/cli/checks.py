@@ -4,7 +4,8 @@ A bad value raises :class:`UsageError` ``"--option: what is wrong; valid: ..."``
 CLI exits with status 2, as argparse does for a bad command line). What each option may hold is
 checked by :mod:`xpnet.experiments.options` (the experiment tools share it); here are argparse's side
 (:class:`Parser` answers argparse's own errors: a type or choice error, an unknown or abbreviated option,
-the same way, without the usage block) and the output files' checks.
+the same way, without the usage block; :func:`add_checked` adds an option checked as it is parsed), the checks
+of a command's whole set of runs (:func:`check_runs`) and the output files' checks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pathlib
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from .. import backends as B
 from ..experiments.options import (
     CHECKS,
     MODEL_OPTIONS,
@@ -32,6 +34,7 @@ from ..experiments.options import (
     names,
     resolve,
 )
+from ..training import memory
 
 __all__ = [  # the option checks keep their old names here (``xpnet.cli_checks``)
     "CHECKS",
@@ -40,10 +43,12 @@ __all__ = [  # the option checks keep their old names here (``xpnet.cli_checks``
     "MODEL_SHAPING",
     "Parser",
     "UsageError",
+    "add_checked",
     "check_dtype",
     "check_model_options",
     "check_output",
     "check_plot",
+    "check_runs",
     "check_unused_options",
     "convert",
     "flag",
@@ -105,6 +110,31 @@ def option_type(key: str) -> Callable[[str], Any]:
 
     parse.__name__ = key
     return parse
+
+
+def add_checked(parser: argparse.ArgumentParser, flag: str, help: str, **kwargs: Any) -> None:
+    """``parser.add_argument(flag, ...)`` for an option that :func:`option_type` converts and checks as it is
+    parsed (default ``None`` unless ``default=`` is given)."""
+    kwargs.setdefault("default", None)
+    parser.add_argument(flag, type=option_type(flag.removeprefix("--").replace("-", "_")), help=help, **kwargs)
+
+
+def check_runs(cfgs: list[dict[str, Any]], given: set[str], device: Any) -> None:
+    """Every run's every value, its model's options, backend and dtype: before the first step."""
+    backends: dict[Any, B.Backend] = {}
+    check_unused_options(cfgs, given)
+    for cfg in cfgs:
+        for key in CHECKS:
+            if key in cfg:
+                convert(key, cfg[key])
+        check_model_options(cfg, given)
+        if cfg["backend"] not in backends:
+            backends[cfg["backend"]] = resolve(cfg["backend"], device)
+        check_dtype(backends[cfg["backend"]], cfg["dtype"])
+        if cfg["model"] == "mlp" and (
+            why := memory.for_config(cfg, backends[cfg["backend"]], hidden_sizes(cfg["hidden"]))
+        ):
+            raise UsageError("hidden", why)  # before the model is built (xpnet/training/memory.py)
 
 
 def check_output(option: str, path: str | None, suffixes: tuple[str, ...] = ()) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import itertools
-import json
 import os
 import platform
 import statistics
@@ -798,74 +797,26 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..cli import checks as C
-
-    p = C.Parser(prog="xpnet bench", description=__doc__.split("\n\n")[0].replace("``", ""))
-    p.add_argument(
-        "--backend", default=None, help="comma-separated backends (default: all available but array_api_strict)"
-    )
-    p.add_argument("--device", default=None, help="device for cupy/torch (e.g. 0 or cuda:0)")
-    p.add_argument(
-        "--network",
-        default=None,
-        help="comma-separated: "
-        + ", ".join(f"{k} ({network_label(v[0])}, b{v[1]})" for k, v in NETWORKS.items())
-        + " (default: small,large,simplecnn,deepcnn)",
-    )
-    p.add_argument(
-        "--rounds",
-        type=C.option_type("rounds"),
-        default=None,
-        help="interleaved rounds (min / median / max reported; default 7)",
-    )
-    p.add_argument(
-        "--min-time",
-        type=C.option_type("min_time"),
-        default=None,
-        help="seconds per candidate per round (default 0.2)",
-    )
-    p.add_argument(
-        "--dtype", type=C.option_type("dtype"), default="float32", help="float32 | float64 (default float32)"
-    )
-    p.add_argument(
-        "--kernels", action="store_true", help="also time the CNN layers' kernels (conv, pool, ReLU) vs PyTorch"
-    )
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement of each step")
-    p.add_argument("--no-numgrad", action="store_true", help="skip the numerical-gradient headline")
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="a compact run: small network, 3 short rounds, small kernels (explicit options win)",
-    )
-    p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        default=None,
-        metavar="PATH",
-        help="write the results as JSON to PATH (no PATH or '-': print only the JSON)",
-    )
-    args = p.parse_args(argv)
-    quick = ("small", 3, 0.05) if args.quick else ("small,large,simplecnn,deepcnn", 7, 0.2)
-    args.network = args.network if args.network is not None else quick[0]
-    args.rounds = args.rounds if args.rounds is not None else quick[1]
-    args.min_time = args.min_time if args.min_time is not None else quick[2]
-    names = (
-        args.backend.split(",") if args.backend else [b for b in B.available_backends() if not B.ADAPTERS[b].checker]
-    )
-    networks = C.names("network", args.network, NETWORKS)
-    backends = [C.resolve(name, args.device) for name in names]  # every option checked before the first timing
+def run_bench(
+    backends: list[B.Backend],
+    networks: list[str],
+    rounds: int,
+    min_time: float,
+    dtype: str = "float32",
+    *,
+    kernels: bool = False,
+    quick: bool = False,
+    memory: bool = True,
+    numgrad: bool = True,
+    command: str = "",
+) -> dict[str, Any]:
+    """Every backend's rows (:func:`bench_backend`), with ``kernels`` the per-layer kernels' (:func:`bench_kernels`),
+    with ``numgrad`` the seed headline, and the machine: what ``xpnet bench --json`` writes."""
+    rows, kernel_rows = [], []
     for backend in backends:
-        C.check_dtype(backend, args.dtype)
-    quiet = args.json == "-"
-    if not quiet:
-        C.check_output("json", args.json, (".json",))
-    rows, kernels = [], []
-    for backend in backends:
-        rows += bench_backend(backend, networks, args.rounds, args.min_time, args.dtype, memory=not args.no_memory)
-        if args.kernels:
-            kernels += bench_kernels(backend, args.rounds, args.min_time, args.dtype, quick=args.quick)
+        rows += bench_backend(backend, networks, rounds, min_time, dtype, memory=memory)
+        if kernels:
+            kernel_rows += bench_kernels(backend, rounds, min_time, dtype, quick=quick)
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": platform.platform(),
@@ -873,45 +824,42 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "command": " ".join(["xpnet bench", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command,
         "blas": blas_info(),
         "rows": rows,
         "notes": "times: min / median / max over interleaved rounds of per-call means; ratios of the minima; "
         "gemm = the matrix products alone (a lower bound, not a physical limit); memory: see xpnet.bench.peak_memory",
     }
-    if kernels:
-        result["kernels"] = kernels
-    if not args.no_numgrad:
+    if kernel_rows:
+        result["kernels"] = kernel_rows
+    if numgrad:
         result["numgrad_vs_backprop"] = numgrad_vs_backprop()
-    if not quiet:
-        lines: list[str] = describe_blas(result["blas"])
-        for name in dict.fromkeys(r["backend"] for r in rows):  # one table per backend
-            mine = [r for r in rows if r["backend"] == name]
-            lines += [
-                f"\n{name} ({mine[0]['device']}, {mine[0]['dtype']}): one training step, xpnet vs PyTorch eager vs "
-                "the GEMM bound (the matrix products alone)",
-                f"ms as min/median/max over {args.rounds} interleaved rounds; ratios of the minima",
-                format_rows(mine),
-            ]
-            memory, memory_notes = format_memory(mine)
-            if memory:
-                lines += ["peak memory of one training step (xpnet.bench.peak_memory)", memory, *memory_notes]
-        if kernels:
-            lines += ["\nper-layer kernels, ms as min/median/max", format_kernels(kernels)]
-        lines += _notes(rows + kernels)
-        if "numgrad_vs_backprop" in result:
-            h = result["numgrad_vs_backprop"]
-            lines.append(
-                f"numerical gradient {h['numerical_s'] * 1e3:.1f} ms vs backprop {h['backprop_s'] * 1e3:.3f} ms "
-                f"per gradient ({h['parameters']} parameters, digits batch 100): backprop is {h['ratio']:.0f}x faster"
-            )
-        for line in lines:
-            print(line if "\n|" in line or line.startswith("|") else _wrap(line))
-    if args.json:
-        text = json.dumps(result, indent=2)
-        if quiet:
-            print(text)
-        else:
-            with open(args.json, "w") as f:
-                f.write(text)
-    return 0
+    return result
+
+
+def report(result: dict[str, Any], rounds: int) -> list[str]:
+    """:func:`run_bench`'s result as the lines ``xpnet bench`` prints: the BLAS, one table per backend (times,
+    peak memory), the kernels, the warnings and the seed headline; prose folded to :data:`WIDTH` columns."""
+    rows, kernels = result["rows"], result.get("kernels", [])
+    lines: list[str] = describe_blas(result["blas"])
+    for name in dict.fromkeys(r["backend"] for r in rows):  # one table per backend
+        mine = [r for r in rows if r["backend"] == name]
+        lines += [
+            f"\n{name} ({mine[0]['device']}, {mine[0]['dtype']}): one training step, xpnet vs PyTorch eager vs "
+            "the GEMM bound (the matrix products alone)",
+            f"ms as min/median/max over {rounds} interleaved rounds; ratios of the minima",
+            format_rows(mine),
+        ]
+        memory, memory_notes = format_memory(mine)
+        if memory:
+            lines += ["peak memory of one training step (xpnet.bench.peak_memory)", memory, *memory_notes]
+    if kernels:
+        lines += ["\nper-layer kernels, ms as min/median/max", format_kernels(kernels)]
+    lines += _notes(rows + kernels)
+    if "numgrad_vs_backprop" in result:
+        h = result["numgrad_vs_backprop"]
+        lines.append(
+            f"numerical gradient {h['numerical_s'] * 1e3:.1f} ms vs backprop {h['backprop_s'] * 1e3:.3f} ms "
+            f"per gradient ({h['parameters']} parameters, digits batch 100): backprop is {h['ratio']:.0f}x faster"
+        )
+    return [line if "\n|" in line or line.startswith("|") else _wrap(line) for line in lines]

@@ -1,0 +1,145 @@
+"""The folders are the layers (issue 27): no library module imports the command line, argparse lives only in
+``xpnet/cli/``, and every old module name imports the very module at its new home."""
+
+import ast
+import importlib
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import xpnet
+from xpnet._moved import MOVED, new_name
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PKG = ROOT / "xpnet"
+CLI_SIDE = ("cli/", "_moved/", "__main__.py")
+"""The command line itself, the old names (``xpnet.reproduce`` is the command) and ``python -m xpnet``."""
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Every module ``source`` (the text of ``module``) imports, anywhere in it, as an absolute name: relative
+    imports resolved, ``from a import b`` giving both ``a`` and ``a.b``, and old names (``xpnet.cli_checks``)
+    mapped to their new homes."""
+    package = module if is_package else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            names.add(base)
+            names.update(f"{base}.{a.name}" for a in node.names)
+    return {new_name(n) or n for n in names}
+
+
+def library_modules():
+    for path in sorted(PKG.rglob("*.py")):
+        relative = path.relative_to(PKG).as_posix()
+        if not relative.startswith(CLI_SIDE):
+            yield path
+
+
+def _imports_of(path: pathlib.Path) -> set[str]:
+    return imported(path.read_text(), module_name(path), path.name == "__init__.py")
+
+
+def test_the_import_reader_sees_each_way_to_import_the_cli():
+    """The checks below would see a library module that imports the command line, however it is written."""
+    cases = {
+        "from ..cli import checks": "xpnet.cli",
+        "from .. import cli": "xpnet.cli",
+        "from ..cli.checks import Parser": "xpnet.cli.checks",
+        "import xpnet.cli.main": "xpnet.cli.main",
+        "from xpnet.cli import main": "xpnet.cli",
+        "from .. import cli_checks": "xpnet.cli.checks",  # an old name of a CLI module
+        "import xpnet.reproduce": "xpnet.cli.reproduce",
+        "def f():\n    from ..cli import checks as C\n": "xpnet.cli",  # inside a function too
+    }
+    for source, cli_module in cases.items():
+        assert cli_module in imported(source, "xpnet.experiments.bench"), source
+    assert "xpnet.cli" in imported("from . import cli", "xpnet", is_package=True)
+    assert "argparse" in imported("import argparse as ap", "xpnet.experiments.reproduce")
+    assert "argparse" in imported("from argparse import ArgumentParser", "xpnet.experiments.reproduce")
+
+
+@pytest.mark.parametrize("path", list(library_modules()), ids=lambda p: p.relative_to(PKG).as_posix())
+def test_no_library_module_imports_the_command_line(path):
+    cli = sorted(n for n in _imports_of(path) if n == "xpnet.cli" or n.startswith("xpnet.cli."))
+    assert not cli, f"{path.relative_to(ROOT)} imports the command line ({', '.join(cli)})"
+
+
+@pytest.mark.parametrize("path", list(library_modules()), ids=lambda p: p.relative_to(PKG).as_posix())
+def test_argparse_only_in_the_command_line(path):
+    assert "argparse" not in _imports_of(path), f"{path.relative_to(ROOT)} parses a command line (argparse)"
+
+
+def test_the_checks_cover_the_library():
+    """The parametrized checks above read the library's folders, and leave out only the CLI side."""
+    checked = {p.relative_to(PKG).as_posix() for p in library_modules()}
+    for expected in ("experiments/bench.py", "experiments/reproduce.py", "training/trainer.py", "__init__.py"):
+        assert expected in checked
+    assert not any(p.startswith("cli/") for p in checked)
+    assert any(p.startswith("cli/") for p in (q.relative_to(PKG).as_posix() for q in PKG.rglob("*.py")))
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_old_name_is_the_module_at_its_new_home(old):
+    module = importlib.import_module(old)
+    assert module is importlib.import_module(MOVED[old])
+    assert sys.modules[old] is sys.modules[MOVED[old]]
+
+
+def test_old_names_in_a_fresh_process_submodules_included():
+    """Imported first under their old names (as old code does), the modules are still one object each; a
+    submodule of a moved package follows it."""
+    script = (
+        "import importlib, sys\n"
+        "from xpnet._moved import MOVED\n"
+        "import xpnet.layers.conv as old\n"
+        "import xpnet.network.layers.conv as new\n"
+        "assert old is new and sys.modules['xpnet.layers.conv'] is new, (old, new)\n"
+        "for name in sorted(MOVED):\n"
+        "    assert importlib.import_module(name) is importlib.import_module(MOVED[name]), name\n"
+        "print(len(MOVED))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], **_subprocess())
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(len(MOVED))
+
+
+def test_reproduce_keeps_its_old_name_and_library():
+    """``xpnet.reproduce`` is the command now; the library's names are still found on it."""
+    from xpnet import reproduce as R
+    from xpnet.experiments import reproduce as library
+
+    assert R.__name__ == "xpnet.cli.reproduce"
+    assert R.run_task is library.run_task and R.verdict is library.verdict and R.TABLES is library.TABLES
+    assert not hasattr(library, "main")  # the library has no command of its own
+
+
+def _subprocess():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return {"capture_output": True, "text": True, "env": env, "cwd": ROOT, "timeout": 120, "check": False}
+
+
+def test_python_m_old_reproduce_name_runs():
+    run = subprocess.run([sys.executable, "-m", "xpnet.reproduce", "list"], **_subprocess())
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("act-lr0.1 ") and "rows ×" in run.stdout
+
+
+def test_python_m_xpnet_version_runs():
+    run = subprocess.run([sys.executable, "-m", "xpnet", "--version"], **_subprocess())
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"xpnet {xpnet.__version__}\n"
