@@ -8,6 +8,7 @@ seed statistics, reproduce, bench) and ``cli``. The modules' old names still imp
 """
 
 from . import _moved
+from ._version import __version__
 from .backends import (
     Backend,
     BackendUnavailableError,
@@ -34,29 +35,13 @@ from .training.history import History
 _moved.install()
 
 
-def _version() -> str:
-    """The installed distribution's version; in a source checkout on ``sys.path``, pyproject.toml's."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("xpnet")
-    except metadata.PackageNotFoundError:
-        import pathlib
-        import re
-
-        pyproject = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
-        found = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M) if pyproject.exists() else None
-        return found.group(1) if found else "0+unknown"
-
-
-__version__ = _version()
-
 __all__ = [
     "Backend",
     "BackendUnavailableError",
     "History",
     "Sequential",
     "Trainer",
+    "__version__",
     "asarray",
     "available_backends",
     "checkpoint",

@@ -5,7 +5,8 @@
 A file stands one floor above the highest file it imports (floor 1 imports nothing of the package).
 An arrow A → B is an import of B in A, anywhere in A (inside functions too), resolved as Python does:
 ``from pkg import name`` is an import of the module ``pkg.name`` where that is a module, else of
-``pkg`` itself (its ``__init__.py``: re-exports count). A circle is a set of files that import each
+``pkg`` itself (its ``__init__.py``: re-exports count). Imports under ``if TYPE_CHECKING:`` are left out:
+they never run. A circle is a set of files that import each
 other in a loop (a strongly connected component of more than one file, or a file importing itself).
 """
 
@@ -32,7 +33,17 @@ def imports(name: str, path: pathlib.Path, known: dict[str, pathlib.Path]) -> se
     """The package's modules that ``name`` (at ``path``) imports."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for stmt in block.body
+        for n in ast.walk(stmt)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name in known)
         elif isinstance(node, ast.ImportFrom):

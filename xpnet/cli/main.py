@@ -40,7 +40,7 @@ COMMANDS = {
 
 def version() -> str:
     """``xpnet.__version__``: the package metadata's version (pyproject.toml's in a source checkout)."""
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -13,7 +13,7 @@ from .. import backends as B
 from ..data.datasets import DATASETS
 from ..network.models import deep_cnn, mlp, simple_cnn
 from ..optim.optimizers import OPTIMIZERS
-from ..training import Trainer
+from ..training.trainer import Trainer
 from .options import CHECKS, MODELS, UsageError, cli_options, hidden_sizes, resolve
 
 __all__ = ["DEFAULTS", "SETTINGS", "build_model", "default_config", "load_data", "run_config"]

@@ -601,7 +601,7 @@ def _gpu_name() -> str | None:
 
 def provenance(argv: Sequence[str], jobs: int, backend: str | None) -> dict[str, Any]:
     """Machine, versions, command and commit of this invocation (stored in every run and table file)."""
-    from .. import __version__
+    from .._version import __version__
 
     root = pathlib.Path(__file__).resolve().parents[2]
 

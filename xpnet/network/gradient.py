@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..backends import to_numpy
-from .model import Sequential
+
+if TYPE_CHECKING:  # for the annotations only: the gradient needs no import of the model
+    from .model import Sequential
 
 
 def numerical_gradient(model: Sequential, x: Any, t: Any, h: float | None = None) -> dict[str, Any]:
