@@ -11,11 +11,11 @@ import sys
 import pytest
 
 import xpnet
-from xpnet._moved import MOVED, new_name
+from xpnet._moved import GATHERED, MOVED, new_name
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / "xpnet"
-CLI_SIDE = ("cli/", "_moved/", "__main__.py")
+CLI_SIDE = ("cli/", "_moved.py", "__main__.py")
 """The command line itself, the old names (``xpnet.reproduce`` is the command) and ``python -m xpnet``."""
 
 
@@ -98,6 +98,20 @@ def test_old_name_is_the_module_at_its_new_home(old):
     module = importlib.import_module(old)
     assert module is importlib.import_module(MOVED[old])
     assert sys.modules[old] is sys.modules[MOVED[old]]
+
+
+@pytest.mark.parametrize("old", sorted(GATHERED))
+def test_gathered_old_module_gives_each_name_from_its_home(old):
+    """``xpnet.controls`` and ``xpnet.trainer`` held names that live in several modules now: each name is the
+    very object at its home, and ``from old import *`` gives them all."""
+    module = importlib.import_module(old)
+    expected = {name: home for home, names in GATHERED[old].items() for name in names}
+    assert sorted(module.__all__) == sorted(expected)
+    for name, home in expected.items():
+        assert getattr(module, name) is getattr(importlib.import_module(home), name), name
+    namespace: dict = {}
+    exec(f"from {old} import *", namespace)
+    assert set(expected) <= set(namespace)
 
 
 def test_old_names_in_a_fresh_process_submodules_included():

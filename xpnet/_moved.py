@@ -2,8 +2,8 @@
 
 ``import xpnet.losses`` (or ``xpnet.layers.conv``, ``python -m xpnet.reproduce``) gives the very module
 that now lives at ``xpnet.network.losses``: one object under two names, so ``isinstance`` checks and
-monkeypatching behave as before. :data:`MOVED` is the whole list; :mod:`.controls` and :mod:`.trainer`
-gather names that came from several of today's modules.
+monkeypatching behave as before. :data:`MOVED` is the whole list. Two old modules held names that now
+live in several places: ``xpnet.controls`` and ``xpnet.trainer`` are gathered from :data:`GATHERED`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ MOVED = {
     "xpnet.checkpoint": "xpnet.training.checkpoint",
     "xpnet.cli_checks": "xpnet.cli.checks",
     "xpnet.clipping": "xpnet.optim.clipping",
-    "xpnet.controls": "xpnet._moved.controls",
     "xpnet.datasets": "xpnet.data.datasets",
     "xpnet.distributed": "xpnet.training.distributed",
     "xpnet.fileformat": "xpnet.network.fileformat",
@@ -42,9 +41,26 @@ MOVED = {
     "xpnet.schedules": "xpnet.optim.schedules",
     "xpnet.seedstats": "xpnet.experiments.seedstats",
     "xpnet.tables": "xpnet.utils.tables",
-    "xpnet.trainer": "xpnet._moved.trainer",
 }
 """Old module name → where it lives now (a package's submodules follow it: ``xpnet.layers.conv``)."""
+
+
+GATHERED: dict[str, dict[str, tuple[str, ...]]] = {
+    "xpnet.controls": {
+        "xpnet.training.step": ("GRADIENTS", "check_gradient_mode", "step_gradients", "train_step"),
+        "xpnet.training.validation": ("split_validation", "stratified_split"),
+        "xpnet.training.extensions.early_stopping": ("BestWeights",),
+        "xpnet.training.trainer": ("describe",),
+        "xpnet.experiments.options": ("OptionError", "cli_options", "default_dtype"),
+        "xpnet.cli.compare": ("timed_rows",),
+    },
+    "xpnet.trainer": {
+        "xpnet.training.trainer": ("Trainer", "describe"),
+        "xpnet.training.extension": ("Callback",),
+        "xpnet.training.extensions": ("format_epoch", "progress_bar"),
+    },
+}
+"""Old module name → {today's module: the names it gives}: a module of its own, made on import."""
 
 
 def new_name(name: str) -> str | None:
@@ -57,21 +73,34 @@ def new_name(name: str) -> str | None:
 
 class OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds a moved module under its old name and hands back the module itself (imported once, under its
-    new name). ``python -m`` with an old name runs the new module as ``__main__``."""
+    new name); makes a gathered one from its names. ``python -m`` with an old name runs the new module as
+    ``__main__``."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname in GATHERED:
+            return importlib.util.spec_from_loader(fullname, self)
         new = new_name(fullname)
         if new is None or importlib.util.find_spec(new) is None:
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        if spec.name in GATHERED:
+            return None  # a fresh module, filled by exec_module
         return importlib.import_module(new_name(spec.name) or spec.name)
 
     def exec_module(self, module: types.ModuleType) -> None:
-        """Nothing to run: the module ran when it was imported under its new name."""
+        """A gathered module gets its names; a moved one has nothing to run (it ran under its new name)."""
+        sources = GATHERED.get(module.__name__)
+        if sources is None:
+            return
+        for source, names in sources.items():
+            home = importlib.import_module(source)
+            module.__dict__.update({name: getattr(home, name) for name in names})
+        module.__dict__["__all__"] = sorted({name for names in sources.values() for name in names})
+        module.__doc__ = f"``{module.__name__}``: old names, now in " + ", ".join(f"``{m}``" for m in sources)
 
     def get_code(self, fullname: str) -> types.CodeType:
         """For ``python -m xpnet.<old name>``: run the module under its new name as ``__main__``."""
