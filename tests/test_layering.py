@@ -157,3 +157,29 @@ def test_python_m_xpnet_version_runs():
     run = subprocess.run([sys.executable, "-m", "xpnet", "--version"], **_subprocess())
     assert run.returncode == 0, run.stderr
     assert run.stdout == f"xpnet {xpnet.__version__}\n"
+
+
+def _import_graph():
+    spec = importlib.util.spec_from_file_location("import_graph", ROOT / "docs" / "figures" / "import_graph.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_package_has_no_import_circle_counting_package_faces():
+    """No files import each other in a loop, counting what the packages' ``__init__.py`` re-export
+    (``python docs/figures/import_graph.py`` prints the graph)."""
+    assert _import_graph().measure(PKG)["circles"] == []
+
+
+def test_the_graph_sees_a_circle_through_a_package_face(tmp_path):
+    """The measure above finds a loop that runs through an ``__init__.py``'s re-export."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from .b import B\n")
+    (pkg / "sub" / "b.py").write_text("from ..a import A\nB = 1\n")
+    (pkg / "a.py").write_text("from .sub import B\nA = 2\n")
+    measured = _import_graph().measure(pkg)
+    assert measured["circles"] == [["pkg.a", "pkg.sub", "pkg.sub.b"]]
+    assert measured["files"] == 4
