@@ -12,6 +12,7 @@ import pytest
 from shared_data import NO_MNIST, shared_data
 
 from xpnet import datasets
+from xpnet.data import download as downloads
 
 MNIST = shared_data("mnist")
 pytestmark = pytest.mark.skipif(MNIST is None, reason=NO_MNIST)
@@ -63,7 +64,7 @@ def _xpnet(*argv, env):
 
 def test_published_checksums_and_sizes_are_those_of_the_shared_mnist():
     for name, published in datasets.DOWNLOADS["mnist"]["files"].items():
-        assert datasets._sha256(MNIST / name) == published.sha256
+        assert downloads._sha256(MNIST / name) == published.sha256
         assert (MNIST / name).stat().st_size == published.size
 
 
@@ -118,7 +119,7 @@ def test_checksum_mismatch_keeps_nothing_and_tries_the_next_mirror(tmp_path, ser
     (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the published file")
     folder = datasets.download("mnist", tmp_path / "d", mirror=[serve(bad), serve(MNIST)])
     assert (
-        datasets._sha256(folder / "t10k-labels-idx1-ubyte.gz")
+        downloads._sha256(folder / "t10k-labels-idx1-ubyte.gz")
         == datasets.DOWNLOADS["mnist"]["files"]["t10k-labels-idx1-ubyte.gz"].sha256
     )
     with pytest.raises(datasets.DownloadError, match="SHA-256"):

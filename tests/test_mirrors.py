@@ -11,12 +11,13 @@ import time
 import pytest
 
 from xpnet import datasets
+from xpnet.data import download as downloads
 
 PAYLOAD = bytes(range(256)) * 20
 SIZE = len(PAYLOAD)
 PUBLISHED = datasets.Published(hashlib.sha256(PAYLOAD).hexdigest(), SIZE)
 T = 0.2  # download(timeout=T): a mirror's file is abandoned after 5·T = 1 s
-BOUND = datasets.DEADLINE_TIMEOUTS * T + 3.0  # plus a generous allowance for a busy machine
+BOUND = downloads.DEADLINE_TIMEOUTS * T + 3.0  # plus a generous allowance for a busy machine
 STALL = 30.0  # a misbehaving server gives up after this long (what the old per-read timeout waited for)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-from ..data.datasets import DOWNLOADS, cache_dir, download
+from ..data.download import DOWNLOADS, cache_dir, download
 
 
 def cmd_data(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import backends as B
-from ..data.datasets import DownloadError
+from ..data.download import DownloadError
 from ..experiments.options import OptionError
 from ..training import checkpoint as ckpt
 from ..training import distributed

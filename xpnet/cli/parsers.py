@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import backends as B
-from ..data.datasets import DOWNLOADS
+from ..data.download import DOWNLOADS
 from ..experiments.config import DEFAULTS
 from ..optim.optimizers import OPTIMIZERS
 from . import checks as C

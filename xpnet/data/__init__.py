@@ -1,2 +1,2 @@
-"""Data sets: the embedded digits, MNIST and Fashion-MNIST from IDX files, and their checked downloads
-(:mod:`.datasets`)."""
+"""Data sets: the embedded digits, MNIST and Fashion-MNIST from IDX files (:mod:`.datasets`), and their
+checked downloads (:mod:`.download`)."""

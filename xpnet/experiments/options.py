@@ -17,7 +17,8 @@ from typing import Any
 
 from .. import backends as B
 from ..backends import FLOAT_DTYPES
-from ..data.datasets import DATASETS, DOWNLOADS
+from ..data.datasets import DATASETS
+from ..data.download import DOWNLOADS
 from ..network.layers import ACTIVATIONS
 from ..optim.clipping import check_clip_norm
 from ..optim.optimizers import OPTIMIZERS
