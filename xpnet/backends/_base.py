@@ -246,11 +246,11 @@ class Backend:
 
     def device_memory_free(self) -> int | None:
         """Bytes arrays may still take on a device outside host memory (the driver's free memory plus what
-        the library's cache holds unused); ``None`` for host memory (see :mod:`xpnet.memory`) or unknown."""
+        the library's cache holds unused); ``None`` for host memory (see :mod:`xpnet.training.memory`) or unknown."""
         return None
 
     def native_kernels(self) -> NativeKernels | None:
-        """The library's own convolution and max-pooling kernels (:mod:`xpnet.kernels` decides whether the
+        """The library's own convolution and max-pooling kernels (:mod:`xpnet.backends.kernels` decides whether the
         layers use them), or None: the layers run the array-API reference (im2col, window-position pooling)."""
         return None
 

@@ -1,7 +1,7 @@
 """The interface of an adapter's native kernels: convolution and max-pooling the array API lacks.
 
 An adapter that has them returns an instance from :meth:`Backend.native_kernels`; the layers call them
-through :func:`xpnet.kernels.for_backend` and fall back to the array-API reference (im2col, window-position
+through :func:`xpnet.backends.kernels.for_backend` and fall back to the array-API reference (im2col, window-position
 pooling) where it returns None or a ``supports_*`` method declines. Every method works on the backend's own
 arrays (NCHW), makes no host read and records no autograd graph.
 """

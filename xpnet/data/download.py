@@ -223,7 +223,7 @@ class _Transfer:
 
 def _old_partial_files(target: pathlib.Path) -> list[pathlib.Path]:
     """Partial files of earlier xpnet downloaders (``mkstemp(prefix=".NAME.", suffix=".part")``); the name is
-    escaped, never a glob pattern. Today's downloads write through :func:`xpnet.atomic.atomic_write`."""
+    escaped, never a glob pattern. Today's downloads write through :func:`xpnet.utils.atomic.atomic_write`."""
     return list(target.parent.glob(f".{glob.escape(target.name)}.*.part"))
 
 

@@ -3,8 +3,8 @@
 Three candidates per backend and network, timed in one run and interleaved (round-robin, with a
 pause between candidates so that BLAS threads still spinning from one do not slow the next):
 
-- ``xpnet``: one training step (forward, loss, backward, SGD update) of :func:`xpnet.models.mlp`,
-  :func:`~xpnet.models.simple_cnn` or :func:`~xpnet.models.deep_cnn`;
+- ``xpnet``: one training step (forward, loss, backward, SGD update) of :func:`xpnet.network.models.mlp`,
+  :func:`~xpnet.network.models.simple_cnn` or :func:`~xpnet.network.models.deep_cnn`;
 - ``torch``: the same step in PyTorch eager (``nn.Linear``/``nn.Conv2d``, ``F.cross_entropy``,
   ``optim.SGD``) on the same device — the peer;
 - ``gemm``: only the matrix products the step needs (forward, dW, and dX of all but the first
@@ -93,7 +93,7 @@ def _model_on(backend: B.Backend, sizes: Any, dtype: str) -> Any:
 
 
 def kernel_paths(backend: B.Backend, sizes: Any = None) -> list[str]:
-    """The kernel modes (:mod:`xpnet.kernels`) whose paths differ on ``backend``: ``["native", "reference"]``
+    """The kernel modes (:mod:`xpnet.backends.kernels`) whose paths differ on ``backend``: ``["native", "reference"]``
     where its adapter has native kernels, else ``["reference"]``. Benchmarks report one row per path. For a
     network of :data:`NETWORKS` (``sizes``), an MLP has only its ReLU to delegate: both paths only where the
     adapter lists a native ``relu`` (NumPy's compiled kernels, convolution and pooling, are not even loaded)."""

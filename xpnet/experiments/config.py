@@ -134,7 +134,7 @@ def run_config(
 ):
     """Build the model and optimizer that ``cfg`` describes, train them, return (model, optimizer, history).
 
-    ``comm``: train data-parallel on this communicator (:func:`xpnet.distributed.init`).
+    ``comm``: train data-parallel on this communicator (:func:`xpnet.training.distributed.init`).
     ``checkpoint``: write a run checkpoint (holding ``cfg``) there; ``resume``: continue the run saved
     in that file instead (its model and optimizer; ``cfg`` gives the epochs and backend).
     ``callbacks``: the ``Trainer``'s (the command line's :func:`loss_warning`)."""

@@ -457,7 +457,7 @@ def _by_row(labels: Sequence[str], histories: Sequence[History]) -> dict[str, li
 
 
 def verdict(published: float, s: dict[str, Any]) -> str:
-    """``yes`` when the published figure lies within two sd of our mean (:func:`~xpnet.seedstats.within`),
+    """``yes`` when the published figure lies within two sd of our mean (:func:`~xpnet.experiments.seedstats.within`),
     else ``no``; with the difference and that distance in sd. With no spread (one seed, or every seed gave
     the same value) the distance in sd is undefined and the text says why instead."""
     if s["mean"] is None:

@@ -1,5 +1,5 @@
 """Repeated runs over seeds: run them (:func:`run_seeds`), then aggregate, save, reload and plot them
-(the statistics live in :mod:`xpnet.seedstats` and are re-exported here)::
+(the statistics live in :mod:`xpnet.experiments.seedstats` and are re-exported here)::
 
     from xpnet.experiments import run_seeds, aggregate, load_runs, seeds_from
     histories = run_seeds({"activation": "swish", "epochs": 5}, seeds=seeds_from(10, 5))

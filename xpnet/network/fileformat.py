@@ -1,9 +1,9 @@
 """The xpnet file format: one ``.npz`` holding a JSON description (``meta``) and host arrays.
 
 Below the model: it writes a model's layers, loss, parameters, buffers and optimizer state, and reads a
-file back into ``(meta, arrays)``; rebuilding a model from them is :mod:`xpnet.io`'s job (above the model).
+file back into ``(meta, arrays)``; rebuilding a model from them is :mod:`xpnet.network.io`'s job (above the model).
 
-Files are written atomically by :func:`xpnet.atomic.atomic_write` (a temporary file in the same folder,
+Files are written atomically by :func:`xpnet.utils.atomic.atomic_write` (a temporary file in the same folder,
 fsync, ``os.replace``, permissions ``0666 & ~umask``): a failed save leaves the previous file untouched
 and no temporary behind.
 
@@ -75,7 +75,7 @@ def save(
     """Write ``model`` (a :class:`~xpnet.Sequential`; and ``optimizer``'s state, if given) to ``path`` atomically.
 
     ``run``, ``run_arrays``: a training run's state (JSON-able, host arrays) stored beside the model: a
-    run checkpoint, see :mod:`xpnet.checkpoint`; :func:`xpnet.load` reads the model out of such a file too."""
+    run checkpoint, see :mod:`xpnet.training.checkpoint`; :func:`xpnet.load` reads the model out of such a file too."""
     path = atomic.check_writable(path)  # before the arrays are gathered: a bad path costs nothing
     meta: dict[str, Any] = {
         "format": FORMAT,

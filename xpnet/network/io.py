@@ -1,6 +1,6 @@
 """Loading models: rebuilding a :class:`~xpnet.Sequential` (and its optimizer) from a file on any backend.
 
-The file format itself (writing, reading, bfloat16 bits) is :mod:`xpnet.fileformat`, below the model:
+The file format itself (writing, reading, bfloat16 bits) is :mod:`xpnet.network.fileformat`, below the model:
 ``model.save(path)`` and :func:`save` write through it; :func:`load` and :func:`load_checkpoint` read it
 back here, above the model (train on CuPy, load on NumPy), and refuse truncated, corrupt or mismatched
 files with a ``ValueError`` naming the file.
@@ -39,7 +39,7 @@ def loadable_layers() -> dict[str, type[Layer]]:
 
 
 def _build_layers(specs: Any) -> list[Layer]:
-    """The layers a description declares, with :class:`~xpnet.layers.base.Pending` placeholders for
+    """The layers a description declares, with :class:`~xpnet.network.layers.base.Pending` placeholders for
     their arrays (nothing allocated, nothing drawn from the RNG)."""
     if not isinstance(specs, list) or not specs:
         raise ValueError("'layers' must be a non-empty list")
@@ -76,7 +76,7 @@ def _expected(layers: list[Layer]) -> dict[str, dict[str, Any]]:
 
 def _check_entries(archive: Archive, expected: dict[str, dict[str, Any]], opt: optimizers.Optimizer | None) -> str:
     """Every entry the architecture needs, with its shape, and no other (``run/`` entries are
-    :mod:`xpnet.checkpoint`'s); one floating dtype for all. Returns that dtype's name."""
+    :mod:`xpnet.training.checkpoint`'s); one floating dtype for all. Returns that dtype's name."""
     path = archive.path
     groups: dict[str, dict[str, str]] = {"param": {}, "buffer": {}, "opt": {}, "run": {}}
     for name in archive.entries:

@@ -225,7 +225,7 @@ class Sequential:
         """``(mean loss, number of correct top-1 predictions)`` of data checked by :meth:`check_data`,
         as 0-d device arrays (no host read; ``None`` for what is not asked), in evaluation mode and
         batches of ``batch_size``; keeps nothing. The mean is the batches' losses weighted by their
-        sizes (for :class:`~xpnet.losses.Flooding`: the mean of per-batch flooded losses)."""
+        sizes (for :class:`~xpnet.network.losses.Flooding`: the mean of per-batch flooded losses)."""
         xp, n = self.backend.xp, x.shape[0]
         total = hits = None
         for s in self._batches(n, batch_size):

@@ -24,7 +24,7 @@ class Optimizer:
         weight_decay: L2 coefficient λ for weights (parameters named ``W``), as the book: the
             gradient becomes ``g + λW`` and the reported loss gains ``½λΣW²`` (see :meth:`penalty`).
         clip_norm: clip the gradients by global norm first, ``g ← g·min(1, C/‖g‖)`` (on the device,
-            never read back; see :func:`xpnet.clipping.clip_by_global_norm`). Off (None) by default.
+            never read back; see :func:`xpnet.optim.clipping.clip_by_global_norm`). Off (None) by default.
     """
 
     slots: ClassVar[tuple[str, ...]] = ()

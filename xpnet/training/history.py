@@ -128,7 +128,7 @@ class History:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``.json`` (records, config, summary) or ``.csv`` (records), by the file's suffix, atomically
-        (:func:`xpnet.atomic.atomic_write`: a failure leaves the previous file as it was)."""
+        (:func:`xpnet.utils.atomic.atomic_write`: a failure leaves the previous file as it was)."""
         path = _suffix(path)
         atomic.write_text(path, self.to_json() if path.suffix.lower() == ".json" else self.to_csv())
 

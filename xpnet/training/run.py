@@ -41,7 +41,7 @@ FIXED = ("batch_size", "seed")
 
 
 def schedule_spec(schedule: Any) -> dict[str, Any] | None:
-    """An :mod:`xpnet.schedules` schedule as JSON (class and fields, nested for ``Join``); another
+    """An :mod:`xpnet.optim.schedules` schedule as JSON (class and fields, nested for ``Join``); another
     callable as its repr, which ``from_checkpoint`` cannot rebuild (it asks for ``schedule=``)."""
     if schedule is None:
         return None
@@ -58,7 +58,7 @@ def schedule_spec(schedule: Any) -> dict[str, Any] | None:
 
 
 def make_schedule(path: pathlib.Path, spec: Any, nested: int = 0) -> Any:
-    """The :mod:`xpnet.schedules` schedule a run stored (classes from :data:`xpnet.schedules.CLASSES`
+    """The :mod:`xpnet.optim.schedules` schedule a run stored (classes from :data:`xpnet.optim.schedules.CLASSES`
     only, with their constructors' checks); ``ValueError`` naming the file for anything else."""
     from ..optim import schedules
 

@@ -57,7 +57,7 @@ class Trainer:
             the lowest watched loss.
         gradient: ``"backprop"`` or ``"numerical"`` (central differences, 2 forward passes per
             parameter element, reading each loss back: slow, and exempt from the no-host-read rule).
-        schedule: an :mod:`xpnet.schedules` schedule (or ``count -> lr``) setting ``optimizer.lr`` (a
+        schedule: an :mod:`xpnet.optim.schedules` schedule (or ``count -> lr``) setting ``optimizer.lr`` (a
             host float) before each epoch, or each step for ``unit="step"`` schedules (count =
             ``optimizer.t``); the history gains an ``lr`` column.
         clip_norm: scale the gradients by ``min(1, C/‖g‖)`` (global norm) on the device each step.
@@ -66,13 +66,14 @@ class Trainer:
             called after each epoch (returning ``True`` stops training); they run after the default
             extensions that the other keywords switch on, before the checkpoint's.
         out: where log lines go (default ``sys.stdout``).
-        comm: data-parallel training (:func:`xpnet.distributed.init`): ``batch_size`` is the global batch,
+        comm: data-parallel training (:func:`xpnet.training.distributed.init`): ``batch_size`` is the global batch,
             each rank takes its share of it and one allreduce per step averages the gradients; only rank 0
             prints. Default: one process.
         checkpoint: write a run checkpoint (model, optimizer, history, RNG states) to this file,
             atomically, every ``checkpoint_every`` epochs and at the end (under MPI rank 0 writes); while
             it trains, SIGINT and SIGTERM finish the step, save and raise
-            :class:`xpnet.checkpoint.Interrupted`. Continue a run with :meth:`from_checkpoint` (or :meth:`restore`).
+            :class:`xpnet.training.interrupts.Interrupted`. Continue a run with :meth:`from_checkpoint` (or
+            :meth:`restore`).
     """
 
     def __init__(

@@ -44,7 +44,7 @@ def sigmoid(xp: Any, x: Any) -> Any:
 
 def softplus(xp: Any, x: Any) -> Any:
     """``log(1+e^x)`` without overflow: ``max(x, 0) + log1p(e^-|x|)``, with ``max(x, 0)`` written
-    ``x/2 + |x|/2`` (exact; no scalar operand to a compat function, see :func:`xpnet.ops.constant`)."""
+    ``x/2 + |x|/2`` (exact; no scalar operand to a compat function, see :func:`xpnet.network.ops.constant`)."""
     a = xp.abs(x)
     return (0.5 * x + 0.5 * a) + xp.log1p(xp.exp(-a))
 
@@ -55,7 +55,7 @@ class ReLU(Activation):
     Only the output ``y`` is kept (no separate mask): the slope is recomputed from it in backward.
     ``x·astype(x > 0)`` measured faster than ``maximum(x, 0)`` on NumPy (0.45 vs 0.64 ms for 100×30×24×24
     float32) and ``where`` far slower still, so both directions are one compare, one cast, one multiply.
-    Where the backend has a native ReLU (:mod:`xpnet.kernels`; torch: ATen's ``relu`` and
+    Where the backend has a native ReLU (:mod:`xpnet.backends.kernels`; torch: ATen's ``relu`` and
     ``threshold_backward``), each direction is that one pass instead (same values).
     """
 

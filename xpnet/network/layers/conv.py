@@ -30,7 +30,7 @@ class Convolution(Layer):
     The columns (and the input gradient's, where it has them) live in workspaces reused from step to step
     (:meth:`clear` releases them); an evaluation forward (``train=False``) keeps nothing.
 
-    That is the array-API reference. Where the backend has native kernels (:mod:`xpnet.kernels`: ATen on
+    That is the array-API reference. Where the backend has native kernels (:mod:`xpnet.backends.kernels`: ATen on
     torch, for example) and they support the case, forward and backward call them instead, the same
     convolution without columns; a training forward then keeps only ``x`` for backward. Kernels may be
     non-square (``kernel_size=(3, 5)``); ``init`` as :class:`Affine` with fan-in ``C·KH·KW``.

@@ -5,7 +5,7 @@ position in every window at once; the output is their elementwise max (or mean).
 the window only, never over the batch or the output pixels, and there is no reduction over a
 short axis (slow on NumPy) and no scatter: the backward pass adds each slice's share into the
 input gradient with slice assignment. That is the array-API reference; max pooling calls the backend's
-native kernels instead where it has them and they support the case (:mod:`xpnet.kernels`).
+native kernels instead where it has them and they support the case (:mod:`xpnet.backends.kernels`).
 """
 
 from __future__ import annotations
