@@ -19,7 +19,7 @@ import numpy as np
 
 import xpnet
 from xpnet import bench
-from xpnet.controls import train_step
+from xpnet.training.step import train_step
 
 
 def xpnet_epoch(x, t, xt, tt, order, batch: int) -> tuple[float, float]:

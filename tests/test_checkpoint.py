@@ -1,4 +1,4 @@
-"""Run checkpoints: exact resume, interrupts that save, refusals (xpnet/checkpoint.py)."""
+"""Run checkpoints: exact resume, interrupts that save, refusals (xpnet/training/checkpoint.py, run.py)."""
 
 import json
 import os

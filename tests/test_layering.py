@@ -183,3 +183,61 @@ def test_the_graph_sees_a_circle_through_a_package_face(tmp_path):
     measured = _import_graph().measure(pkg)
     assert measured["circles"] == [["pkg.a", "pkg.sub", "pkg.sub.b"]]
     assert measured["files"] == 4
+
+
+def test_an_old_name_reloads_the_module_and_keeps_its_spec():
+    """``importlib.reload`` under the old name runs the module again, and the module keeps its own spec
+    (``importlib.resources`` reads a moved package through it). In a fresh process: a reload makes new
+    classes, which the rest of this session's modules would not know."""
+    script = (
+        "import importlib, importlib.resources, sys\n"
+        "import xpnet.layers, xpnet.losses\n"
+        "import xpnet.network.losses as losses\n"
+        "assert losses.__spec__.name == 'xpnet.network.losses', losses.__spec__\n"
+        "assert xpnet.layers.__spec__.submodule_search_locations  # still a package\n"
+        "assert importlib.resources.files('xpnet.network.layers').is_dir()\n"
+        "before = losses.SoftmaxCrossEntropy\n"
+        "importlib.reload(xpnet.losses)\n"
+        "assert losses.SoftmaxCrossEntropy is not before  # ran again, in the one module object\n"
+        "assert sys.modules['xpnet.losses'] is losses\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], **_subprocess())
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+@pytest.mark.parametrize("old", sorted(n.removeprefix("xpnet.") for n in (*MOVED, *GATHERED) if n.count(".") == 1))
+def test_an_old_name_is_an_attribute_of_the_package(old):
+    """``import xpnet; xpnet.kernels.use(...)`` works as it did when every module sat in ``xpnet/``."""
+    assert getattr(xpnet, old) is importlib.import_module(f"xpnet.{old}")
+
+
+def test_names_the_old_modules_gave_are_still_there():
+    import xpnet.checkpoint
+    import xpnet.cli
+    import xpnet.datasets
+    import xpnet.experiments
+
+    for module, names in {
+        xpnet.checkpoint: ("SIGNALS", "Interrupted", "Run", "info", "CheckpointInUse", "lock_path"),
+        xpnet.datasets: ("DOWNLOADS", "DEADLINE_TIMEOUTS", "TRANSPORT_ERRORS", "download", "cache_dir", "mirrors"),
+        xpnet.experiments: ("SETTINGS", "run_config", "run_seeds", "load_runs", "default_config"),
+        xpnet.cli: ("main", "cmd_train", "cmd_compare", "cmd_data", "COMMANDS", "run_config"),
+    }.items():
+        missing = [name for name in names if not hasattr(module, name)]
+        assert not missing, (module.__name__, missing)
+
+
+def test_the_old_controls_module_loads_no_command_line():
+    """``from xpnet.controls import train_step`` imports the step's home, not the CLI (``timed_rows``, the
+    one CLI name it gives, is imported when it is first used)."""
+    script = (
+        "import sys\n"
+        "from xpnet.controls import train_step, cli_options\n"
+        "import xpnet.controls as c\n"
+        "assert not [m for m in sys.modules if m.startswith('xpnet.cli')], sorted(sys.modules)\n"
+        "assert c.timed_rows.__module__ == 'xpnet.cli.compare'\n"
+        "print('ok')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], **_subprocess())
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr

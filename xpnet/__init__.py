@@ -35,6 +35,15 @@ from .training.history import History
 _moved.install()
 
 
+def __getattr__(name: str) -> object:
+    """``xpnet.kernels``, ``xpnet.model``, ...: a module's old name, as an attribute of the package too."""
+    if f"{__name__}.{name}" in _moved.MOVED or f"{__name__}.{name}" in _moved.GATHERED:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Backend",
     "BackendUnavailableError",

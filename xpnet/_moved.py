@@ -32,7 +32,7 @@ MOVED = {
     "xpnet.kernels": "xpnet.backends.kernels",
     "xpnet.layers": "xpnet.network.layers",
     "xpnet.losses": "xpnet.network.losses",
-    "xpnet.memory": "xpnet.training.memory",
+    "xpnet.memory": "xpnet.experiments.memory",
     "xpnet.model": "xpnet.network.model",
     "xpnet.models": "xpnet.network.models",
     "xpnet.ops": "xpnet.network.ops",
@@ -89,18 +89,35 @@ class OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         if spec.name in GATHERED:
             return None  # a fresh module, filled by exec_module
-        return importlib.import_module(new_name(spec.name) or spec.name)
+        module = importlib.import_module(new_name(spec.name) or spec.name)
+        spec.loader_state = module.__spec__  # the import system writes this spec over the module's own
+        return module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        """A gathered module gets its names; a moved one has nothing to run (it ran under its new name)."""
+        """A moved module gets its own spec back (``importlib.reload`` and ``importlib.resources`` read it);
+        it has nothing to run, as it ran under its new name. A gathered one finds its names on first use."""
+        spec = module.__spec__
+        if spec is not None and spec.loader is self and isinstance(spec.loader_state, importlib.machinery.ModuleSpec):
+            module.__spec__ = spec.loader_state
+            return
         sources = GATHERED.get(module.__name__)
         if sources is None:
             return
-        for source, names in sources.items():
-            home = importlib.import_module(source)
-            module.__dict__.update({name: getattr(home, name) for name in names})
-        module.__dict__["__all__"] = sorted({name for names in sources.values() for name in names})
-        module.__doc__ = f"``{module.__name__}``: old names, now in " + ", ".join(f"``{m}``" for m in sources)
+        home_of = {name: source for source, names in sources.items() for name in names}
+
+        def __getattr__(name: str) -> object:  # imported on first use: xpnet.controls loads no CLI for train_step
+            if name not in home_of:
+                raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")
+            value = getattr(importlib.import_module(home_of[name]), name)
+            setattr(module, name, value)
+            return value
+
+        module.__dict__.update(
+            __getattr__=__getattr__,
+            __all__=sorted(home_of),
+            __file__=__file__,
+            __doc__=f"``{module.__name__}``: old names, now in " + ", ".join(f"``{m}``" for m in sources),
+        )
 
     def get_code(self, fullname: str) -> types.CodeType:
         """For ``python -m xpnet.<old name>``: run the module under its new name as ``__main__``."""

@@ -246,7 +246,7 @@ class Backend:
 
     def device_memory_free(self) -> int | None:
         """Bytes arrays may still take on a device outside host memory (the driver's free memory plus what
-        the library's cache holds unused); ``None`` for host memory (see :mod:`xpnet.training.memory`) or unknown."""
+        the library's cache holds unused); ``None`` for host memory (see :mod:`xpnet.experiments.memory`) or unknown."""
         return None
 
     def native_kernels(self) -> NativeKernels | None:

@@ -5,8 +5,10 @@ and ``python -m xpnet.reproduce`` (:mod:`.reproduce`). No library module imports
 
 from ..experiments.config import load_data as _load_data  # noqa: F401 -- its name here before the move
 from ..experiments.config import run_config
-from .main import main, version
+from .compare import cmd_compare
+from .data import cmd_data
+from .main import COMMANDS, main, version
 from .parsers import data_parser as _data_parser  # noqa: F401 -- its name here before the split
-from .train import wall_time_line
+from .train import cmd_train, wall_time_line
 
-__all__ = ["main", "run_config", "version", "wall_time_line"]
+__all__ = ["COMMANDS", "cmd_compare", "cmd_data", "cmd_train", "main", "run_config", "version", "wall_time_line"]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from .. import backends as B
+from ..experiments import memory
 from ..experiments.options import (
     CHECKS,
     MODEL_OPTIONS,
@@ -34,7 +35,6 @@ from ..experiments.options import (
     names,
     resolve,
 )
-from ..training import memory
 
 __all__ = [  # the option checks keep their old names here (``xpnet.cli_checks``)
     "CHECKS",
@@ -134,7 +134,7 @@ def check_runs(cfgs: list[dict[str, Any]], given: set[str], device: Any) -> None
         if cfg["model"] == "mlp" and (
             why := memory.for_config(cfg, backends[cfg["backend"]], hidden_sizes(cfg["hidden"]))
         ):
-            raise UsageError("hidden", why)  # before the model is built (xpnet/training/memory.py)
+            raise UsageError("hidden", why)  # before the model is built (xpnet/experiments/memory.py)
 
 
 def check_output(option: str, path: str | None, suffixes: tuple[str, ...] = ()) -> None:

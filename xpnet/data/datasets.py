@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from .download import (  # noqa: F401 -- the downloader's names are also found here, as before
+    DEADLINE_TIMEOUTS,
     DOWNLOADS,
+    TRANSPORT_ERRORS,
     DownloadError,
     Published,
     cache_dir,

@@ -1,7 +1,8 @@
 """A run's options, shared by the command line and the experiment tools: what each may hold
 (:data:`CHECKS`: a function per option that converts its value or says what is valid), the models and
 the options each takes, the backend they name (:func:`resolve`), and the ``Trainer`` and ``fit`` keywords
-they ask for (:func:`cli_options`).
+they ask for (:func:`cli_options`; it and :class:`OptionError` keep the names they had in ``xpnet.controls``,
+though the experiment tools use them too).
 
 A bad value raises :class:`UsageError` ``"--option: what is wrong; valid: ..."`` or :class:`OptionError`:
 one line, which the command line reports with exit status 2. Names (datasets, models, activations,

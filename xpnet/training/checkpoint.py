@@ -29,10 +29,11 @@ import numpy as np
 
 from ..network import fileformat, io
 from ..utils import atomic
-from .interrupts import Interrupted, raise_on_sigterm, stop_after_step, stop_requested
+from .interrupts import SIGNALS, Interrupted, raise_on_sigterm, stop_after_step, stop_requested
 from .run import FIXED, OPTIONS, RUN_VERSION, Run, make_schedule, rank_of
 
 __all__ = [
+    "SIGNALS",
     "CheckpointInUse",
     "Interrupted",
     "Run",

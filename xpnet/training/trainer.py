@@ -119,7 +119,7 @@ class Trainer:
             raise ValueError("clip_norm is set on both the Trainer and the optimizer: set it on one")
         self.stop, self.extensions = False, self.build_extensions()  # each fit builds them anew
 
-    # -- run checkpoints (xpnet/checkpoint.py) ----------------------------------------------
+    # -- run checkpoints (training/checkpoint.py, training/run.py) -----------------------------
     @classmethod
     def from_checkpoint(
         cls,
