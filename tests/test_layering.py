@@ -127,9 +127,7 @@ def test_old_names_in_a_fresh_process_submodules_included():
         "    assert importlib.import_module(name) is importlib.import_module(MOVED[name]), name\n"
         "print(len(MOVED))\n"
     )
-    run = subprocess.run([sys.executable, "-c", script], **_subprocess())
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == str(len(MOVED))
+    assert _python("-c", script).strip() == str(len(MOVED))
 
 
 def test_reproduce_keeps_its_old_name_and_library():
@@ -142,21 +140,23 @@ def test_reproduce_keeps_its_old_name_and_library():
     assert not hasattr(library, "main")  # the library has no command of its own
 
 
-def _subprocess():
+def _python(*args: str) -> str:
+    """``python ARGS`` in a fresh process with this checkout's xpnet: its output (a failure fails the test)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return {"capture_output": True, "text": True, "env": env, "cwd": ROOT, "timeout": 120, "check": False}
+    run = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout
 
 
 def test_python_m_old_reproduce_name_runs():
-    run = subprocess.run([sys.executable, "-m", "xpnet.reproduce", "list"], **_subprocess())
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("act-lr0.1 ") and "rows ×" in run.stdout
+    out = _python("-m", "xpnet.reproduce", "list")
+    assert out.startswith("act-lr0.1 ") and "rows ×" in out
 
 
 def test_python_m_xpnet_version_runs():
-    run = subprocess.run([sys.executable, "-m", "xpnet", "--version"], **_subprocess())
-    assert run.returncode == 0, run.stderr
-    assert run.stdout == f"xpnet {xpnet.__version__}\n"
+    assert _python("-m", "xpnet", "--version") == f"xpnet {xpnet.__version__}\n"
 
 
 def _import_graph():
@@ -202,8 +202,7 @@ def test_an_old_name_reloads_the_module_and_keeps_its_spec():
         "assert sys.modules['xpnet.losses'] is losses\n"
         "print('ok')\n"
     )
-    run = subprocess.run([sys.executable, "-c", script], **_subprocess())
-    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+    assert _python("-c", script).strip() == "ok"
 
 
 @pytest.mark.parametrize("old", sorted(n.removeprefix("xpnet.") for n in (*MOVED, *GATHERED) if n.count(".") == 1))
@@ -239,5 +238,4 @@ def test_the_old_controls_module_loads_no_command_line():
         "assert c.timed_rows.__module__ == 'xpnet.cli.compare'\n"
         "print('ok')\n"
     )
-    run = subprocess.run([sys.executable, "-c", script], **_subprocess())
-    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+    assert _python("-c", script).strip() == "ok"
