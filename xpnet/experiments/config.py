@@ -14,7 +14,7 @@ from ..data.datasets import DATASETS
 from ..network.models import deep_cnn, mlp, simple_cnn
 from ..optim.optimizers import OPTIMIZERS
 from ..training.trainer import Trainer
-from .options import CHECKS, MODELS, UsageError, cli_options, hidden_sizes, resolve
+from .options import MODELS, UsageError, cli_options, hidden_sizes, init_value, resolve
 
 __all__ = ["DEFAULTS", "SETTINGS", "build_model", "default_config", "load_data", "run_config"]
 
@@ -114,10 +114,6 @@ def build_model(cfg: dict[str, Any], x: np.ndarray, t: np.ndarray):
         flooding=cfg["flooding"],
         hswish_n=cfg["hswish_n"],
     )
-
-
-def init_value(value: str) -> str | float:
-    return CHECKS["init"](value)
 
 
 def run_config(

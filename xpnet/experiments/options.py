@@ -26,7 +26,25 @@ from ..optim.optimizers import OPTIMIZERS
 from ..optim.schedules import SCHEDULES, from_spec
 from ..training.step import GRADIENTS
 
-__all__ = ["OptionError", "cli_options", "default_dtype"]
+__all__ = [
+    "CHECKS",
+    "MODELS",
+    "MODEL_OPTIONS",
+    "MODEL_SHAPING",
+    "OptionError",
+    "UsageError",
+    "check_dtype",
+    "check_model_options",
+    "check_unused_options",
+    "cli_options",
+    "convert",
+    "default_dtype",
+    "flag",
+    "hidden_sizes",
+    "init_value",
+    "names",
+    "resolve",
+]
 
 
 class OptionError(ValueError):
@@ -180,7 +198,8 @@ def hidden_sizes(v: Any) -> list[int]:
     return [int(p) for p in parts]
 
 
-def _init(v: Any) -> str | float:
+def init_value(v: Any) -> str | float:
+    """``--init``: he, xavier or auto (any case), or a positive standard deviation."""
     if _name(v) in ("he", "xavier", "auto"):
         return _name(v)
     try:
@@ -226,7 +245,7 @@ CHECKS: dict[str, Callable[[Any], Any]] = {
     "weight_decay": _number(float, 0),
     "dropout": _number(float, 0, 1, hi_open=True),
     "dtype": _choice(FLOAT_DTYPES),
-    "init": _init,
+    "init": init_value,
     "warmup": _number(int, 0),
     "clip_norm": _number(float, 0, lo_open=True, none=True),
     "validation_split": _number(float, 0, 1, lo_open=True, hi_open=True, none=True),
